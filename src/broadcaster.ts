@@ -1,0 +1,545 @@
+/**
+ * The broadcaster: wires publish → batch → encode (worker pool) → order → fan-out,
+ * and owns the WebSocket endpoint, subscriptions, heartbeats and shutdown.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { resolveConfig, type ConfigOptions, type ResolvedConfig } from './config.js';
+import { EncoderPool, type WorkerFault } from './encode/pool.js';
+import { Sequencer } from './encode/sequencer.js';
+import type { EncodeResult, EncodeSettings, EncodeTask } from './encode/task.js';
+import {
+  ClosedError,
+  EncodeError,
+  InvalidChannelError,
+  InvalidConfigError,
+  InvalidMessageError,
+  MessageTooLargeError,
+} from './errors.js';
+import { fanOut, writeFrame, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
+import { noticeFrame, type Notice } from './fanout/notice.js';
+import { Subscriptions } from './fanout/subscriptions.js';
+import { isValidChannel } from './protocol/channel.js';
+import { writeFirstSeq } from './protocol/envelope.js';
+import { Batcher, type Batch } from './publish/batcher.js';
+import { Connection } from './server/connection.js';
+import { channelsFromUrl, parseControl } from './server/control.js';
+import { RateMeter, SampleRing } from './stats.js';
+
+/** Result of `authorize`: accept (`true` or an identity object) or reject (`false` → 401, or 401/403). */
+export type AuthorizeResult = boolean | 401 | 403 | object | null | undefined;
+
+/** Options of {@link createBroadcaster}: where to listen, hooks, and every tunable of {@link ConfigOptions}. */
+export interface BroadcasterOptions extends ConfigOptions {
+  /** Attach to this HTTP(S) server's `upgrade` event. */
+  server?: HttpServer | HttpsServer;
+  /** Listen on this port (0: any free port) with a server of our own. */
+  port?: number;
+  /** Host for `port` (default: all interfaces). */
+  host?: string;
+  /** Accept no connections by itself: call `handleUpgrade` from your framework. */
+  noServer?: boolean;
+  /** Only upgrade requests for this pathname (default: any path). */
+  path?: string;
+  /** Accepted `Origin` headers; requests from other origins get 403. Default: any origin. */
+  allowedOrigins?: string[];
+  /** Decides on each upgrade request, before the WebSocket is accepted. */
+  authorize?: (request: IncomingMessage) => AuthorizeResult | Promise<AuthorizeResult>;
+  /** Decides each subscription; a refusal reaches the client as an error notice. */
+  canSubscribe?: (connection: Connection, channel: string) => boolean;
+  /** Environment to read settings from (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /** Advanced: a worker module to run instead of the built-in encoder (it must return the same results). */
+  workerFilename?: string;
+}
+
+/** Events of a {@link Broadcaster}. */
+export interface BroadcasterEvents {
+  listening: [AddressInfo];
+  connection: [Connection];
+  disconnect: [Connection, number];
+  /** A message was left out of its batch (its batch-mates were delivered). */
+  messageError: [InvalidMessageError | MessageTooLargeError];
+  /** A write to one client failed; the others were unaffected. */
+  sendError: [{ connection: Connection; error: Error }];
+  /** A worker failed a batch; the batch was retried or encoded inline. */
+  fault: [WorkerFault];
+  /** A batch could not be encoded at all (a bug: please report it). */
+  encodeError: [EncodeError];
+  /** A slow client had batches skipped (`drop`) or was closed (`close`). */
+  slowClient: [{ connection: Connection; policy: 'drop' | 'close'; bufferedBytes: number }];
+}
+
+interface Released {
+  result: EncodeResult;
+  droppedBefore: number;
+}
+
+/** A running broadcaster; create with {@link createBroadcaster}. */
+export class Broadcaster extends EventEmitter<BroadcasterEvents> {
+  /** The resolved configuration (options > environment > preset > defaults). */
+  readonly config: Readonly<ResolvedConfig>;
+  /** Resolves once the endpoint accepts connections (at once unless `port` was given). */
+  readonly ready: Promise<void>;
+
+  readonly #options: BroadcasterOptions;
+  readonly #settings: EncodeSettings;
+  readonly #wss: WebSocketServer;
+  readonly #ownServer: HttpServer | null = null;
+  readonly #attachedServer: HttpServer | HttpsServer | null = null;
+  readonly #pool: EncoderPool;
+  readonly #batcher: Batcher;
+  readonly #sequencer: Sequencer<Released>;
+  readonly #subscriptions = new Subscriptions();
+  readonly #connections = new Set<Connection>();
+  readonly #nextSeq = new Map<string, number>();
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #fanoutOptions: FanoutOptions;
+  readonly #encodeMicros = new SampleRing();
+  readonly #rate: RateMeter;
+  readonly #heartbeat: NodeJS.Timeout | null = null;
+  #closing: Promise<void> | null = null;
+  #counters = {
+    messagesPublished: 0,
+    messagesDelivered: 0,
+    messagesRejected: 0,
+    batches: 0,
+    rawBytes: 0,
+    wireBytes: 0,
+    sendErrors: 0,
+    connectionsTotal: 0,
+    heartbeatTerminated: 0,
+    upgradesRejected: 0,
+  };
+  readonly #fanoutCounters: FanoutCounters = { framesSent: 0, bytesSent: 0, batchesSkipped: 0, slowClosed: 0 };
+
+  constructor(options: BroadcasterOptions = {}) {
+    super();
+    this.#options = options;
+    const modes = [options.server !== undefined, options.port !== undefined, options.noServer === true].filter(Boolean).length;
+    if (modes !== 1) throw new InvalidConfigError('server/port/noServer', 'set exactly one of server, port or noServer');
+    const config = resolveConfig(options, options.env);
+    this.config = Object.freeze(config);
+    this.#settings = {
+      codec: config.codec,
+      compressionThreshold: config.compressionThreshold,
+      compressionLevel: config.compressionLevel,
+      maxMessageBytes: config.maxMessageBytes,
+      validateSerialized: config.validateSerialized,
+    };
+    this.#fanoutOptions = {
+      maxBufferedBytes: config.maxBufferedBytes,
+      slowClientPolicy: config.slowClientPolicy,
+      onSendError: this.#onSendError,
+      onSlowClient: (connection, policy) => {
+        if (this.listenerCount('slowClient') > 0) this.emit('slowClient', { connection, policy, bufferedBytes: connection.bufferedBytes });
+      },
+    };
+
+    this.#pool = new EncoderPool({
+      poolSize: config.poolSize,
+      maxQueue: config.maxQueue,
+      encodeTimeoutMs: config.encodeTimeoutMs,
+      workerFilename: options.workerFilename,
+    });
+    this.#pool.on('fault', (fault) => this.emit('fault', fault));
+    this.#sequencer = new Sequencer<Released>(this.#release);
+    this.#batcher = new Batcher({
+      batchSize: config.batchSize,
+      batchDelayMs: config.batchDelayMs,
+      maxPendingMessages: config.maxPendingMessages,
+      hasCapacity: () => this.#pool.hasCapacity(),
+      onBatch: this.#encode,
+    });
+    this.#rate = new RateMeter(() => this.#counters.messagesPublished);
+
+    // Our own compression, one frame for all: ws's per-client permessage-deflate stays off.
+    this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: config.maxPayload, clientTracking: false });
+    this.#wss.on('connection', this.#onConnection);
+
+    if (options.server !== undefined) {
+      this.#attachedServer = options.server;
+      options.server.on('upgrade', this.#onUpgrade);
+      this.ready = Promise.resolve();
+    } else if (options.port !== undefined) {
+      const server = createServer((_request, response) => {
+        response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket endpoint: upgrade required\n');
+      });
+      server.on('upgrade', this.#onUpgrade);
+      this.#ownServer = server;
+      this.ready = new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port, options.host, () => {
+          server.off('error', reject);
+          this.emit('listening', server.address() as AddressInfo);
+          resolve();
+        });
+      });
+    } else {
+      this.ready = Promise.resolve();
+    }
+
+    if (config.heartbeatIntervalMs > 0) {
+      this.#heartbeat = setInterval(this.#beat, config.heartbeatIntervalMs);
+      this.#heartbeat.unref();
+    }
+  }
+
+  /** Address of the server when listening on `port`; `null` otherwise. */
+  address(): AddressInfo | null {
+    return (this.#ownServer?.address() as AddressInfo | null) ?? null;
+  }
+
+  /**
+   * Appends `message` to the open batch of `channel`. O(1): serialization happens on
+   * a worker. Throws at once for an invalid channel, a value with no encoding
+   * (function, symbol, undefined, and BigInt under JSON) or after `close()`; errors
+   * found while encoding arrive as `messageError` events and spare the rest of the batch.
+   */
+  publish(channel: string, message: unknown): void {
+    if (this.#closing !== null) throw new ClosedError('publish');
+    if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
+    const type = typeof message;
+    if (type === 'object' || type === 'number' || type === 'string' || type === 'boolean') {
+      this.#counters.messagesPublished++;
+      this.#batcher.append(channel, message, false);
+      return;
+    }
+    if (type === 'bigint' && this.config.codec === 'msgpack') {
+      this.#counters.messagesPublished++;
+      this.#batcher.append(channel, message, false);
+      return;
+    }
+    throw new InvalidMessageError(channel, `${type} has no ${this.config.codec} representation`);
+  }
+
+  /**
+   * Appends an already-serialized message: a JSON text for the `json` codec, the
+   * bytes of one msgpack value for `msgpack`. It is spliced into the batch without
+   * being parsed on the main thread (workers validate it when `validateSerialized`).
+   */
+  publishSerialized(channel: string, data: string | Uint8Array): void {
+    if (this.#closing !== null) throw new ClosedError('publishSerialized');
+    if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
+    const limit = this.config.maxMessageBytes;
+    if (this.config.codec === 'json') {
+      if (typeof data !== 'string') throw new InvalidMessageError(channel, 'pre-serialized messages for the json codec must be strings');
+      if (data.length > limit) throw new MessageTooLargeError(channel, Buffer.byteLength(data), limit);
+    } else {
+      if (!(data instanceof Uint8Array)) throw new InvalidMessageError(channel, 'pre-serialized messages for the msgpack codec must be Uint8Arrays');
+      if (data.byteLength > limit) throw new MessageTooLargeError(channel, data.byteLength, limit);
+    }
+    this.#counters.messagesPublished++;
+    this.#batcher.append(channel, data, true);
+  }
+
+  /** Closes every open batch now instead of waiting for its size or delay. */
+  flush(): void {
+    this.#batcher.flushAll();
+  }
+
+  /** Subscribes a connection to a channel on the application's behalf (no `canSubscribe` check). */
+  subscribe(connection: Connection, channel: string): boolean {
+    if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
+    return this.#subscriptions.add(connection, channel);
+  }
+
+  /** Unsubscribes a connection from a channel. */
+  unsubscribe(connection: Connection, channel: string): boolean {
+    return this.#subscriptions.remove(connection, channel);
+  }
+
+  /** Connections currently open. */
+  get connections(): ReadonlySet<Connection> {
+    return this.#connections;
+  }
+
+  /**
+   * Completes a WebSocket upgrade (for `noServer` mode, or a framework's own
+   * `upgrade` handler): checks path, origin and `authorize`, then accepts or rejects.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#onUpgrade(request, socket, head);
+  }
+
+  /** Counters and gauges; cheap enough to poll every second. */
+  stats() {
+    const c = this.#counters;
+    const f = this.#fanoutCounters;
+    return {
+      messagesPublished: c.messagesPublished,
+      messagesPerSecond: this.#rate.perSecond,
+      messagesRejected: c.messagesRejected,
+      messagesDropped: this.#batcher.droppedMessages,
+      messagesPending: this.#batcher.pendingMessages,
+      batches: c.batches,
+      rawBytes: c.rawBytes,
+      wireBytes: c.wireBytes,
+      compressionRatio: c.wireBytes === 0 ? 1 : c.rawBytes / c.wireBytes,
+      framesSent: f.framesSent,
+      bytesSent: f.bytesSent,
+      batchesSkipped: f.batchesSkipped,
+      slowClientsClosed: f.slowClosed,
+      sendErrors: c.sendErrors,
+      connections: this.#connections.size,
+      connectionsTotal: c.connectionsTotal,
+      upgradesRejected: c.upgradesRejected,
+      heartbeatTerminated: c.heartbeatTerminated,
+      subscribers: this.#subscriptions.counts(),
+      reorderedBatches: this.#sequencer.reordered,
+      pool: this.#pool.snapshot(),
+      encodeMicros: this.#encodeMicros.percentiles(),
+    };
+  }
+
+  /**
+   * Stops accepting publishes, flushes open batches, waits for encodes and socket
+   * writes (bounded by `closeTimeoutMs`), closes clients with 1001, then stops the
+   * pool and any server of our own. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    const deadline = Date.now() + this.config.closeTimeoutMs;
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    this.#rate.stop();
+    this.#attachedServer?.off('upgrade', this.#onUpgrade);
+    this.#batcher.flushAll(true);
+    await withDeadline(this.#settled(), deadline);
+    this.#batcher.clear();
+    await withDeadline(this.#drained(), deadline);
+    const closed = [...this.#connections].map(
+      (connection) => new Promise<void>((resolve) => {
+        if (connection.ws.readyState === WebSocket.CLOSED) return resolve();
+        connection.ws.once('close', () => resolve());
+        connection.ws.close(1001, 'server shutting down');
+      }),
+    );
+    await withDeadline(Promise.all(closed), deadline);
+    for (const connection of this.#connections) connection.ws.terminate();
+    await this.#pool.destroy();
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    if (this.#ownServer !== null) {
+      const server = this.#ownServer;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  async #settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  async #drained(): Promise<void> {
+    const pending = [...this.#connections]
+      .filter((connection) => connection.ws.readyState === WebSocket.OPEN && connection.socket.writableLength > 0)
+      .map((connection) => new Promise<void>((resolve) => {
+        connection.socket.once('drain', resolve);
+        connection.socket.once('close', resolve);
+      }));
+    await Promise.all(pending);
+  }
+
+  readonly #encode = (batch: Batch): void => {
+    const ticket = this.#sequencer.ticket(batch.channel);
+    const task: EncodeTask = { ...this.#settings, channel: batch.channel, items: batch.items, serialized: batch.serialized };
+    const done = this.#pool.encode(task).then(
+      (result) => {
+        this.#reportRejected(batch, result);
+        this.#sequencer.complete(batch.channel, ticket, { result, droppedBefore: batch.droppedBefore });
+      },
+      (error: unknown) => {
+        this.emit('encodeError', new EncodeError(batch.channel, (error as Error).message, { cause: error }));
+        this.#sequencer.complete(batch.channel, ticket, null);
+      },
+    );
+    this.#inFlight.add(done);
+    void done.finally(() => {
+      this.#inFlight.delete(done);
+      this.#batcher.drain();
+    });
+  };
+
+  #reportRejected(batch: Batch, result: EncodeResult): void {
+    if (result.rejected === null) return;
+    this.#counters.messagesRejected += result.rejected.length;
+    for (const rejected of result.rejected) {
+      const error = rejected.code === 'BATCHCAST_MESSAGE_TOO_LARGE'
+        ? new MessageTooLargeError(batch.channel, rejected.bytes ?? 0, this.config.maxMessageBytes, rejected.index)
+        : new InvalidMessageError(batch.channel, rejected.reason, rejected.index);
+      this.emit('messageError', error);
+    }
+  }
+
+  readonly #release = (channel: string, { result, droppedBefore }: Released): void => {
+    const firstSeq = (this.#nextSeq.get(channel) ?? 0) + droppedBefore;
+    this.#nextSeq.set(channel, firstSeq + result.count);
+    const c = this.#counters;
+    c.batches++;
+    c.rawBytes += result.rawBytes;
+    c.wireBytes += result.frame.byteLength;
+    this.#encodeMicros.add(result.encodeMicros);
+    if (result.count === 0) return;
+    const frame = new Uint8Array(result.frame);
+    // Sequence numbers are stamped here, in release order, so rejected messages leave no gap.
+    writeFirstSeq(new DataView(result.frame), result.envelopeOffset, firstSeq);
+    const subscribers = this.#subscriptions.of(channel);
+    c.messagesDelivered += result.count * subscribers.size;
+    fanOut(subscribers, frame, channel, firstSeq, result.count, this.#fanoutOptions, this.#fanoutCounters);
+  };
+
+  readonly #onSendError = (connection: Connection, error: Error): void => {
+    this.#counters.sendErrors++;
+    if (this.listenerCount('sendError') > 0) this.emit('sendError', { connection, error });
+  };
+
+  readonly #onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    void this.#upgrade(request, socket, head);
+  };
+
+  async #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const { path, allowedOrigins, authorize } = this.#options;
+    if (this.#closing !== null) return this.#reject(socket, 503, 'server shutting down');
+    if (path !== undefined && pathname(request.url) !== path) return this.#reject(socket, 404, 'no WebSocket endpoint at this path');
+    if (allowedOrigins !== undefined && !allowedOrigins.includes(request.headers.origin ?? '')) {
+      return this.#reject(socket, 403, 'origin not allowed');
+    }
+    let identity: unknown = undefined;
+    if (authorize !== undefined) {
+      let verdict: AuthorizeResult;
+      try {
+        verdict = await authorize(request);
+      } catch {
+        verdict = false;
+      }
+      if (verdict === 403) return this.#reject(socket, 403, 'forbidden');
+      if (verdict === false || verdict === 401 || verdict === null || verdict === undefined) return this.#reject(socket, 401, 'unauthorized');
+      if (typeof verdict === 'object') identity = verdict;
+    }
+    if (socket.destroyed) return;
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#wss.emit('connection', ws, request, identity));
+  }
+
+  #reject(socket: Duplex, status: number, reason: string): void {
+    this.#counters.upgradesRejected++;
+    if (socket.writable) {
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\n\r\n${reason}`);
+    }
+    socket.destroy();
+  }
+
+  readonly #onConnection = (ws: WebSocket, request: IncomingMessage, identity: unknown): void => {
+    const connection = new Connection(ws, request, identity);
+    this.#connections.add(connection);
+    this.#counters.connectionsTotal++;
+    ws.on('pong', () => {
+      connection.alive = true;
+    });
+    ws.on('message', (data, isBinary) => this.#onClientMessage(connection, data, isBinary));
+    ws.on('error', () => {
+      // ws closes the connection after a protocol error (e.g. maxPayload); 'close' cleans up.
+    });
+    ws.on('close', (code) => {
+      this.#connections.delete(connection);
+      this.#subscriptions.removeAll(connection);
+      this.emit('disconnect', connection, code);
+    });
+    this.emit('connection', connection);
+    const requested = channelsFromUrl(request.url);
+    if (requested.length > 0) this.#applySubscribe(connection, requested);
+  };
+
+  #onClientMessage(connection: Connection, data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      connection.ws.close(1003, 'binary frames are not accepted; control messages are JSON text');
+      return;
+    }
+    const control = parseControl(data.toString());
+    if ('code' in control) {
+      connection.badMessages++;
+      this.#notify(connection, { op: 'error', code: control.code, message: control.message });
+      return;
+    }
+    if (control.op === 'subscribe') this.#applySubscribe(connection, control.channels);
+    else {
+      const removed = control.channels.filter((channel) => this.#subscriptions.remove(connection, channel));
+      this.#notify(connection, { op: 'unsubscribed', channels: removed });
+    }
+  }
+
+  #applySubscribe(connection: Connection, channels: string[]): void {
+    const { canSubscribe } = this.#options;
+    const accepted: string[] = [];
+    for (const channel of channels) {
+      if (!isValidChannel(channel)) {
+        this.#notify(connection, { op: 'error', code: 'BATCHCAST_INVALID_CHANNEL', message: new InvalidChannelError(channel).message });
+        continue;
+      }
+      if (!connection.channels.has(channel) && connection.channels.size >= this.config.maxSubscriptionsPerClient) {
+        this.#notify(connection, {
+          op: 'error', code: 'BATCHCAST_TOO_MANY_SUBSCRIPTIONS', channel,
+          message: `subscription to "${channel}" refused: limit of ${this.config.maxSubscriptionsPerClient} channels per client reached`,
+        });
+        continue;
+      }
+      let allowed = true;
+      try {
+        allowed = canSubscribe === undefined || canSubscribe(connection, channel) === true;
+      } catch {
+        allowed = false;
+      }
+      if (!allowed) {
+        this.#notify(connection, { op: 'error', code: 'BATCHCAST_FORBIDDEN', channel, message: `subscription to "${channel}" is not allowed` });
+        continue;
+      }
+      this.#subscriptions.add(connection, channel);
+      accepted.push(channel);
+    }
+    if (accepted.length > 0) this.#notify(connection, { op: 'subscribed', channels: accepted });
+  }
+
+  #notify(connection: Connection, notice: Notice): void {
+    writeFrame(connection, noticeFrame(notice), this.#onSendError);
+  }
+
+  readonly #beat = (): void => {
+    for (const connection of this.#connections) {
+      if (!connection.alive) {
+        this.#counters.heartbeatTerminated++;
+        connection.ws.terminate();
+        continue;
+      }
+      connection.alive = false;
+      try {
+        connection.ws.ping();
+      } catch {
+        // a socket closing under us; the next beat or its 'close' cleans up
+      }
+    }
+  };
+}
+
+/** Creates a broadcaster; see {@link BroadcasterOptions}. Throws `InvalidConfigError` for bad settings. */
+export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
+  return new Broadcaster(options);
+}
+
+function pathname(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, remaining)))]);
+  clearTimeout(timer);
+}

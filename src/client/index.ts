@@ -1,0 +1,263 @@
+/**
+ * batchcast client for Node and browsers: connects, subscribes, decodes frames
+ * (compressed or not, JSON or msgpack, and legacy JSON text frames), reports
+ * sequence gaps, and reconnects with backoff, resubscribing on each connect.
+ */
+import { decodeFrame, type DecodedFrame, type Inflate } from '../protocol/decode.js';
+import { ProtocolError } from '../errors.js';
+import { Emitter } from './emitter.js';
+
+/** One delivered message. `seq` is its per-channel sequence number (`null` for legacy text frames). */
+export interface ClientMessage {
+  channel: string;
+  seq: number | null;
+  data: unknown;
+}
+
+/** Sequence numbers skipped on a channel: `missed` messages between `expected` and `received`. */
+export interface Gap {
+  channel: string;
+  expected: number;
+  received: number;
+  missed: number;
+}
+
+export interface ReconnectOptions {
+  /** First delay in ms (default 250). */
+  initialDelayMs?: number;
+  /** Longest delay in ms (default 10 000). */
+  maxDelayMs?: number;
+  /** Growth per failed attempt (default 2). */
+  factor?: number;
+}
+
+/** Options of {@link connect}. */
+export interface ClientOptions {
+  /** Channels to subscribe to on every connect. */
+  channels?: string[];
+  /** Reconnect with exponential backoff and jitter (default true). */
+  reconnect?: boolean | ReconnectOptions;
+  /** WebSocket implementation (default: `ws` in Node, the global one in browsers). */
+  WebSocket?: WebSocketConstructor;
+  /** Raw DEFLATE inflater (default: node:zlib in Node, pako in browsers). */
+  inflate?: Inflate;
+}
+
+export interface ClientEvents extends Record<string, unknown[]> {
+  open: [];
+  close: [{ code: number; reason: string; willReconnect: boolean }];
+  message: [ClientMessage];
+  /** A whole decoded batch, before its messages are emitted one by one. */
+  batch: [Extract<DecodedFrame, { kind: 'batch' }>];
+  gap: [Gap];
+  notice: [Record<string, unknown>];
+  error: [Error];
+}
+
+interface MinimalWebSocket {
+  binaryType: string;
+  readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+}
+type WebSocketConstructor = new (url: string) => MinimalWebSocket;
+
+const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+const OPEN = 1;
+
+/** Counters kept by the client, e.g. for `batchcast tail`. */
+export interface ClientStats {
+  messages: number;
+  frames: number;
+  /** Envelope bytes received (WebSocket payloads). */
+  wireBytes: number;
+  /** Body bytes after inflating. */
+  rawBytes: number;
+  gaps: number;
+  missed: number;
+  reconnects: number;
+}
+
+/** A batchcast connection; create with {@link connect}. */
+export class BatchcastClient extends Emitter<ClientEvents> {
+  readonly url: string;
+  readonly stats: ClientStats = { messages: 0, frames: 0, wireBytes: 0, rawBytes: 0, gaps: 0, missed: 0, reconnects: 0 };
+  readonly #channels: Set<string>;
+  readonly #reconnect: Required<ReconnectOptions> | null;
+  readonly #expected = new Map<string, number>();
+  #socket: MinimalWebSocket | null = null;
+  #WebSocket: WebSocketConstructor | undefined;
+  #inflate: Inflate | undefined;
+  #attempt = 0;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #closed = false;
+
+  constructor(url: string, options: ClientOptions = {}) {
+    super();
+    this.url = url;
+    this.#channels = new Set(options.channels ?? []);
+    const reconnect = options.reconnect ?? true;
+    this.#reconnect = reconnect === false ? null : {
+      initialDelayMs: 250, maxDelayMs: 10_000, factor: 2, ...(reconnect === true ? {} : reconnect),
+    };
+    this.#WebSocket = options.WebSocket;
+    this.#inflate = options.inflate;
+    void this.#open();
+  }
+
+  /** Channels this client asks for on every connect. */
+  get channels(): ReadonlySet<string> {
+    return this.#channels;
+  }
+
+  /** Whether the socket is open now. */
+  get connected(): boolean {
+    return this.#socket?.readyState === OPEN;
+  }
+
+  /** Subscribes to more channels (now if connected, and on every reconnect). */
+  subscribe(...channels: string[]): void {
+    for (const channel of channels) this.#channels.add(channel);
+    this.#send({ op: 'subscribe', channels });
+  }
+
+  /** Unsubscribes from channels. */
+  unsubscribe(...channels: string[]): void {
+    for (const channel of channels) {
+      this.#channels.delete(channel);
+      this.#expected.delete(channel);
+    }
+    this.#send({ op: 'unsubscribe', channels });
+  }
+
+  /** Closes the connection for good (no reconnect). */
+  close(code = 1000, reason = ''): void {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#socket?.close(code, reason);
+  }
+
+  #send(control: { op: string; channels: string[] }): void {
+    if (this.#socket?.readyState === OPEN && control.channels.length > 0) this.#socket.send(JSON.stringify(control));
+  }
+
+  async #open(): Promise<void> {
+    try {
+      this.#WebSocket ??= isNode
+        ? ((await import('ws')).WebSocket as unknown as WebSocketConstructor)
+        : (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
+      if (this.#inflate === undefined && isNode) {
+        const zlib = await import('node:zlib');
+        this.#inflate = (body) => zlib.inflateRawSync(body);
+      }
+    } catch (error) {
+      this.emit('error', error as Error);
+      return;
+    }
+    if (this.#closed) return;
+    const socket = new this.#WebSocket(this.#urlWithChannels());
+    socket.binaryType = 'arraybuffer';
+    this.#socket = socket;
+    socket.onopen = () => {
+      this.#attempt = 0;
+      this.emit('open');
+    };
+    socket.onmessage = (event) => this.#onMessage(event.data);
+    socket.onerror = (event) => {
+      const error = (event as { error?: unknown }).error;
+      this.emit('error', error instanceof Error ? error : new Error(`WebSocket error on ${this.url}`));
+    };
+    socket.onclose = (event) => {
+      const willReconnect = !this.#closed && this.#reconnect !== null;
+      this.emit('close', { code: event.code, reason: event.reason, willReconnect });
+      if (willReconnect) this.#schedule();
+    };
+  }
+
+  #schedule(): void {
+    const { initialDelayMs, maxDelayMs, factor } = this.#reconnect!;
+    const base = Math.min(maxDelayMs, initialDelayMs * factor ** this.#attempt++);
+    // Jitter spreads a crowd of clients reconnecting after a server restart.
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.stats.reconnects++;
+      void this.#open();
+    }, delay);
+  }
+
+  #urlWithChannels(): string {
+    if (this.#channels.size === 0) return this.url;
+    const url = new URL(this.url);
+    url.searchParams.set('channels', [...this.#channels].join(','));
+    return url.toString();
+  }
+
+  #onMessage(data: unknown): void {
+    if (typeof data === 'string') return this.#onLegacyText(data);
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array);
+    let frame: DecodedFrame;
+    try {
+      frame = decodeFrame(bytes, this.#inflate);
+    } catch (error) {
+      this.emit('error', error as Error);
+      return;
+    }
+    if (frame.kind === 'notice') {
+      this.emit('notice', frame.notice);
+      return;
+    }
+    const { channel, firstSeq, messages } = frame;
+    const stats = this.stats;
+    stats.frames++;
+    stats.wireBytes += frame.wireBytes;
+    stats.rawBytes += frame.rawBytes;
+    stats.messages += messages.length;
+    const expected = this.#expected.get(channel);
+    if (expected !== undefined && firstSeq > expected) {
+      stats.gaps++;
+      stats.missed += firstSeq - expected;
+      this.emit('gap', { channel, expected, received: firstSeq, missed: firstSeq - expected });
+    }
+    this.#expected.set(channel, firstSeq + messages.length);
+    if (this.listens('batch')) this.emit('batch', frame);
+    if (!this.listens('message')) return;
+    for (let i = 0; i < messages.length; i++) this.emit('message', { channel, seq: firstSeq + i, data: messages[i] });
+  }
+
+  /** Plain JSON text frames (the pre-batchcast frontend format): an array, `{channel, messages}`, or one message. */
+  #onLegacyText(text: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      this.emit('error', new ProtocolError(`text frame is not JSON: ${text.slice(0, 60)}`));
+      return;
+    }
+    let channel = '';
+    let messages: unknown[];
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && Array.isArray((value as { messages?: unknown }).messages)) {
+      channel = String((value as { channel?: unknown }).channel ?? '');
+      messages = (value as { messages: unknown[] }).messages;
+    } else {
+      messages = Array.isArray(value) ? value : [value];
+    }
+    this.stats.frames++;
+    this.stats.wireBytes += text.length;
+    this.stats.rawBytes += text.length;
+    this.stats.messages += messages.length;
+    for (const data of messages) this.emit('message', { channel, seq: null, data });
+  }
+}
+
+/** Connects to a batchcast server. Listen for `message`, `gap`, `notice`, `open`, `close`, `error`. */
+export function connect(url: string, options: ClientOptions = {}): BatchcastClient {
+  return new BatchcastClient(url, options);
+}
+
+export { decodeFrame };
+export type { DecodedFrame, Inflate };

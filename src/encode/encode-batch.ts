@@ -1,0 +1,190 @@
+/**
+ * Serializes one batch, compresses it past the threshold and lays out the finished
+ * WebSocket frame. Runs on a worker thread; the pool also calls it inline as the
+ * last resort when workers keep failing, so it must stay free of worker-only state.
+ */
+import { performance } from 'node:perf_hooks';
+import { deflateRawSync } from 'node:zlib';
+import { Packr, Unpackr } from 'msgpackr';
+import { KIND_BATCH, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
+import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
+import type { EncodeResult, EncodeTask, RejectedMessage } from './task.js';
+
+// Plain maps, not msgpackr records: any msgpack decoder must read the frames.
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false });
+
+/** Encodes `task` into a finished frame. Bad messages are left out and listed in `rejected`. */
+export function encodeBatch(task: EncodeTask): EncodeResult {
+  const started = performance.now();
+  const rejected: RejectedMessage[] = [];
+  const body = task.codec === 'json' ? jsonBody(task, rejected) : msgpackBody(task, rejected);
+  const count = task.items.length - rejected.length;
+
+  let payload: Uint8Array = body;
+  let compressed = false;
+  if (task.compressionLevel > 0 && body.byteLength > task.compressionThreshold) {
+    // A complete raw DEFLATE stream: pako.inflateRaw, zlib.inflateRawSync and DecompressionStream('deflate-raw') all read it.
+    const deflated = deflateRawSync(body, { level: task.compressionLevel });
+    if (deflated.byteLength < body.byteLength) {
+      payload = deflated;
+      compressed = true;
+    }
+  }
+
+  const envelopeLength = envelopeHeaderLength(task.channel) + payload.byteLength;
+  const envelopeOffset = wsFrameHeaderLength(envelopeLength);
+  // A fresh exact-size ArrayBuffer: Node's pooled Buffers cannot be transferred (DataCloneError on Node 21+).
+  const frame = new Uint8Array(new ArrayBuffer(envelopeOffset + envelopeLength));
+  writeWsFrameHeader(frame, envelopeLength, OPCODE_BINARY);
+  const bodyOffset = writeEnvelopeHeader(frame, envelopeOffset, KIND_BATCH, task.codec, compressed, count, 0, task.channel);
+  frame.set(payload, bodyOffset);
+
+  return {
+    frame: frame.buffer,
+    envelopeOffset,
+    count,
+    rawBytes: body.byteLength,
+    compressed,
+    encodeMicros: Math.round((performance.now() - started) * 1000),
+    rejected: rejected.length === 0 ? null : rejected,
+  };
+}
+
+function isSerialized(task: EncodeTask, index: number, cursor: { next: number }): boolean {
+  const serialized = task.serialized;
+  if (serialized === null) return false;
+  if (serialized === true) return true;
+  if (serialized[cursor.next] === index) {
+    cursor.next++;
+    return true;
+  }
+  return false;
+}
+
+function jsonBody(task: EncodeTask, rejected: RejectedMessage[]): Buffer {
+  const { items } = task;
+  if (task.serialized === null) {
+    // Fast path: one stringify for the whole batch; per-message work only if it fails or may be oversized.
+    try {
+      const text = JSON.stringify(items);
+      if (text.length <= task.maxMessageBytes / 3 || Buffer.byteLength(text) <= task.maxMessageBytes) return Buffer.from(text);
+    } catch {
+      // fall through to find the culprits
+    }
+  }
+  const parts: string[] = [];
+  const cursor = { next: 0 };
+  for (let i = 0; i < items.length; i++) {
+    const serialized = isSerialized(task, i, cursor);
+    const part = serialized ? checkSerializedJson(task, items[i], i, rejected) : stringifyOne(items[i], i, rejected);
+    if (part === undefined) continue;
+    const bytes = part.length * 3 <= task.maxMessageBytes ? part.length : Buffer.byteLength(part);
+    if (bytes > task.maxMessageBytes) {
+      rejected.push({ index: i, code: 'BATCHCAST_MESSAGE_TOO_LARGE', reason: `${bytes} bytes, over maxMessageBytes (${task.maxMessageBytes})`, bytes });
+      continue;
+    }
+    parts.push(part);
+  }
+  return Buffer.from(`[${parts.join(',')}]`);
+}
+
+function stringifyOne(value: unknown, index: number, rejected: RejectedMessage[]): string | undefined {
+  try {
+    const text = JSON.stringify(value);
+    if (text !== undefined) return text;
+    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: `${typeof value} has no JSON representation` });
+  } catch (error) {
+    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: (error as Error).message });
+  }
+  return undefined;
+}
+
+function checkSerializedJson(task: EncodeTask, value: unknown, index: number, rejected: RejectedMessage[]): string | undefined {
+  if (typeof value !== 'string') {
+    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: 'pre-serialized message for the JSON codec must be a string' });
+    return undefined;
+  }
+  if (task.validateSerialized) {
+    try {
+      JSON.parse(value);
+    } catch (error) {
+      rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: `pre-serialized message is not valid JSON (${(error as Error).message})` });
+      return undefined;
+    }
+  }
+  return value;
+}
+
+function msgpackBody(task: EncodeTask, rejected: RejectedMessage[]): Buffer {
+  const { items } = task;
+  if (task.serialized === null) {
+    try {
+      const packed = packr.pack(items);
+      if (packed.byteLength <= task.maxMessageBytes) return Buffer.from(packed);
+    } catch {
+      // fall through to find the culprits
+    }
+  }
+  const parts: Uint8Array[] = [];
+  const cursor = { next: 0 };
+  let total = 0;
+  for (let i = 0; i < items.length; i++) {
+    const serialized = isSerialized(task, i, cursor);
+    const part = serialized ? checkSerializedMsgpack(task, items[i], i, rejected) : packOne(items[i], i, rejected);
+    if (part === undefined) continue;
+    if (part.byteLength > task.maxMessageBytes) {
+      rejected.push({ index: i, code: 'BATCHCAST_MESSAGE_TOO_LARGE', reason: `${part.byteLength} bytes, over maxMessageBytes (${task.maxMessageBytes})`, bytes: part.byteLength });
+      continue;
+    }
+    parts.push(part);
+    total += part.byteLength;
+  }
+  // A msgpack array is its header followed by its encoded elements: splice without re-encoding.
+  const header = msgpackArrayHeader(parts.length);
+  const body = Buffer.allocUnsafeSlow(header.length + total);
+  body.set(header, 0);
+  let offset = header.length;
+  for (const part of parts) {
+    body.set(part, offset);
+    offset += part.byteLength;
+  }
+  return body;
+}
+
+function packOne(value: unknown, index: number, rejected: RejectedMessage[]): Uint8Array | undefined {
+  if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
+    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: `${typeof value} has no msgpack representation` });
+    return undefined;
+  }
+  try {
+    // pack() returns a view of msgpackr's reusable buffer: copy before the next call overwrites it.
+    return Uint8Array.prototype.slice.call(packr.pack(value));
+  } catch (error) {
+    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: (error as Error).message });
+    return undefined;
+  }
+}
+
+function checkSerializedMsgpack(task: EncodeTask, value: unknown, index: number, rejected: RejectedMessage[]): Uint8Array | undefined {
+  if (!(value instanceof Uint8Array)) {
+    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: 'pre-serialized message for the msgpack codec must be a Uint8Array' });
+    return undefined;
+  }
+  if (task.validateSerialized) {
+    try {
+      // Exactly one msgpack value, with nothing left over.
+      if (unpackr.unpackMultiple(value).length !== 1) throw new Error('holds more than one msgpack value');
+    } catch (error) {
+      rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: `pre-serialized message is not one msgpack value (${(error as Error).message})` });
+      return undefined;
+    }
+  }
+  return value;
+}
+
+function msgpackArrayHeader(length: number): Uint8Array {
+  if (length < 16) return Uint8Array.of(0x90 | length);
+  if (length < 65536) return Uint8Array.of(0xdc, length >>> 8, length & 0xff);
+  return Uint8Array.of(0xdd, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+}

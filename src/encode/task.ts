@@ -1,0 +1,44 @@
+/** The messages passed between the main thread and the encoder workers. */
+import type { Codec } from '../protocol/envelope.js';
+
+/** Settings that shape an encoded batch; fixed per broadcaster. */
+export interface EncodeSettings {
+  codec: Codec;
+  compressionThreshold: number;
+  compressionLevel: number;
+  maxMessageBytes: number;
+  validateSerialized: boolean;
+}
+
+/** One batch of one channel, as handed to a worker. */
+export interface EncodeTask extends EncodeSettings {
+  channel: string;
+  /** Messages in publish order: plain values, or pre-serialized strings/bytes at `serialized` indices. */
+  items: unknown[];
+  /** Indices of pre-serialized items; `null` when there are none, `true` when all are. */
+  serialized: number[] | true | null;
+}
+
+/** A message the encoder left out of its batch, and why. */
+export interface RejectedMessage {
+  index: number;
+  code: 'BATCHCAST_INVALID_MESSAGE' | 'BATCHCAST_MESSAGE_TOO_LARGE';
+  reason: string;
+  bytes?: number;
+}
+
+/** The finished batch: a complete WebSocket frame wrapping an envelope. */
+export interface EncodeResult {
+  /** WebSocket frame header + envelope; exact size, transferred (never copied) from the worker. */
+  frame: ArrayBuffer;
+  /** Offset of the envelope inside `frame` (the WebSocket header length). */
+  envelopeOffset: number;
+  /** Messages in the frame (the batch less rejected ones). */
+  count: number;
+  /** Serialized body size before compression. */
+  rawBytes: number;
+  compressed: boolean;
+  /** Worker time spent on this batch, in microseconds. */
+  encodeMicros: number;
+  rejected: RejectedMessage[] | null;
+}

@@ -1,0 +1,23 @@
+/** Notice frames: server-to-client control information in a batchcast envelope. */
+import { KIND_NOTICE, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
+import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
+
+/** Notices the server sends; the protocol document lists their fields. */
+export type Notice =
+  | { op: 'subscribed'; channels: string[] }
+  | { op: 'unsubscribed'; channels: string[] }
+  | { op: 'skipped'; channel: string; batches: number; messages: number; fromSeq: number }
+  | { op: 'error'; code: string; message: string; channel?: string };
+
+/** Builds a complete WebSocket frame holding `notice`. */
+export function noticeFrame(notice: Notice): Buffer {
+  const channel = 'channel' in notice && notice.channel !== undefined ? notice.channel : '';
+  const body = Buffer.from(JSON.stringify(notice));
+  const envelopeLength = envelopeHeaderLength(channel) + body.byteLength;
+  const headerLength = wsFrameHeaderLength(envelopeLength);
+  const frame = Buffer.allocUnsafe(headerLength + envelopeLength);
+  writeWsFrameHeader(frame, envelopeLength, OPCODE_BINARY);
+  const bodyOffset = writeEnvelopeHeader(frame, headerLength, KIND_NOTICE, 'json', false, 0, 0, channel);
+  body.copy(frame, bodyOffset);
+  return frame;
+}

@@ -1,0 +1,23 @@
+/** batchcast: high-rate WebSocket broadcasting with worker-encoded batches. */
+export { Broadcaster, createBroadcaster } from './broadcaster.js';
+export type { AuthorizeResult, BroadcasterEvents, BroadcasterOptions } from './broadcaster.js';
+export { PRESETS, SETTINGS, resolveConfig } from './config.js';
+export type { ConfigOptions, PresetName, ResolvedConfig, SlowClientPolicy } from './config.js';
+export type { WorkerFault, FaultKind } from './encode/pool.js';
+export {
+  BatchcastError,
+  ClosedError,
+  EncodeError,
+  InvalidChannelError,
+  InvalidConfigError,
+  InvalidMessageError,
+  MessageTooLargeError,
+  ProtocolError,
+} from './errors.js';
+export { CLOSE_SLOW_CONSUMER } from './fanout/fanout.js';
+export type { Notice } from './fanout/notice.js';
+export { isValidChannel } from './protocol/channel.js';
+export { decodeFrame } from './protocol/decode.js';
+export type { DecodedFrame } from './protocol/decode.js';
+export type { Codec } from './protocol/envelope.js';
+export { Connection } from './server/connection.js';

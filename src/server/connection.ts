@@ -1,0 +1,44 @@
+/** Server-side state of one WebSocket client. */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+
+/** Batches skipped for a slow client on one channel, reported to it in a notice. */
+export interface SkippedRange {
+  batches: number;
+  messages: number;
+  fromSeq: number;
+}
+
+let nextId = 1;
+
+/** One connected client: its socket, its channels and its liveness. */
+export class Connection {
+  readonly id = nextId++;
+  readonly ws: WebSocket;
+  /** The underlying TCP socket; fan-out writes prepared frames here directly. */
+  readonly socket: Duplex;
+  readonly request: IncomingMessage;
+  /** What `authorize` returned for this client (any value other than `true`), for `canSubscribe`. */
+  readonly identity: unknown;
+  readonly channels = new Set<string>();
+  /** Answered the last ping. */
+  alive = true;
+  /** Malformed control messages received so far. */
+  badMessages = 0;
+  /** Channels with batches skipped under the `drop` policy, until a notice tells the client. */
+  skipped: Map<string, SkippedRange> | null = null;
+
+  constructor(ws: WebSocket, request: IncomingMessage, identity: unknown) {
+    this.ws = ws;
+    // ws keeps the net.Socket private; writing prepared frames there is the whole point of fan-out.
+    this.socket = (ws as unknown as { _socket: Duplex })._socket;
+    this.request = request;
+    this.identity = identity;
+  }
+
+  /** Bytes queued on this client's socket and not yet handed to the kernel. */
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+}
