@@ -94,11 +94,20 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     const raw = env[setting.env];
     let value: unknown;
     if (explicit !== undefined) value = checkValue(key, explicit, setting.kind);
-    else if (raw !== undefined && raw !== '') value = checkValue(setting.env, parseEnv(setting.env, raw, setting.kind), setting.kind);
+    else if (raw !== undefined && raw !== '') value = parseSetting(key, raw, setting.env);
     else value = setting.fallback(resolved);
     (resolved as Record<string, unknown>)[key] = value;
   }
   return resolved as ResolvedConfig;
+}
+
+/**
+ * Parses a setting given as text (an environment variable or a CLI flag) and
+ * validates it; `source` names it in the error.
+ */
+export function parseSetting(key: keyof ResolvedConfig, raw: string, source: string): unknown {
+  const kind = SETTINGS[key].kind;
+  return checkValue(source, parseEnv(source, raw, kind), kind);
 }
 
 function parseEnv(name: string, raw: string, kind: Kind): unknown {

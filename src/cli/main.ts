@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+/** The `batchcast` command: `serve` (default) and `tail`. */
+import { parseArgs } from 'node:util';
+import { SETTINGS, parseSetting, type ConfigOptions, type ResolvedConfig } from '../config.js';
+import { BatchcastError, InvalidConfigError } from '../errors.js';
+import { serve } from './serve.js';
+import { tail } from './tail.js';
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const SETTING_FLAGS = Object.fromEntries(Object.keys(SETTINGS).map((key) => [kebab(key), { type: 'string' as const }]));
+
+const USAGE = `Usage:
+  batchcast serve [--port N] [--host H] [--path /ws] [--demo] [--demo-rate N] [--<setting> value ...]
+  batchcast tail <ws-url> <channel...> [--json] [--duration S] [--messages]
+
+serve  WebSocket endpoint at --path (default /ws), POST /publish/:channel, GET /stats, GET /healthz.
+       --port (env PORT, default 8080), --host (env HOST, default 0.0.0.0).
+       --demo publishes a synthetic ticker feed (--demo-rate msgs/s, default 2000).
+       Publish token: env BATCHCAST_PUBLISH_TOKEN. Origins: env BATCHCAST_ALLOWED_ORIGINS (comma list).
+       Settings (flag or env var; flags win):
+${Object.entries(SETTINGS).map(([key, s]) => `         --${kebab(key).padEnd(30)} ${s.env}`).join('\n')}
+tail   Subscribes and prints messages/s, bytes/s and the compression ratio once a second.
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const command = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : 'serve';
+  const rest = command === argv[0] ? argv.slice(1) : argv;
+  if (command === 'help' || rest.includes('--help') || rest.includes('-h')) {
+    console.log(USAGE);
+    return;
+  }
+  if (command === 'serve') return runServe(rest);
+  if (command === 'tail') return runTail(rest);
+  throw new InvalidConfigError('command', `unknown command "${command}"; expected serve or tail\n\n${USAGE}`);
+}
+
+async function runServe(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      path: { type: 'string' },
+      demo: { type: 'boolean', default: false },
+      'demo-rate': { type: 'string' },
+      ...SETTING_FLAGS,
+    },
+    strict: true,
+  });
+  const settings: ConfigOptions = {};
+  for (const key of Object.keys(SETTINGS) as (keyof ResolvedConfig)[]) {
+    const raw = (values as Record<string, unknown>)[kebab(key)];
+    if (typeof raw === 'string') (settings as Record<string, unknown>)[key] = parseSetting(key, raw, `--${kebab(key)}`);
+  }
+  const env = process.env;
+  const origins = env.BATCHCAST_ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean);
+  await serve({
+    port: integer(values.port ?? env.PORT, values.port !== undefined ? '--port' : 'PORT', 8080, 0, 65535),
+    host: values.host ?? env.HOST ?? '0.0.0.0',
+    path: values.path ?? env.BATCHCAST_PATH ?? '/ws',
+    demo: values.demo === true,
+    demoRate: integer(values['demo-rate'], '--demo-rate', 2000, 1, 10_000_000),
+    publishToken: env.BATCHCAST_PUBLISH_TOKEN || undefined,
+    allowedOrigins: origins !== undefined && origins.length > 0 ? origins : undefined,
+    settings,
+  });
+}
+
+async function runTail(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { json: { type: 'boolean', default: false }, duration: { type: 'string' }, messages: { type: 'boolean', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const [url, ...channels] = positionals;
+  if (url === undefined || channels.length === 0) throw new InvalidConfigError('tail', `expected a URL and at least one channel\n\n${USAGE}`);
+  await tail({ url, channels, json: values.json === true, durationSeconds: integer(values.duration, '--duration', 0, 0, 86_400), messages: values.messages === true });
+}
+
+function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || value < min || value > max) throw new InvalidConfigError(name, `"${raw}" is not accepted; expected an integer ${min}..${max}`);
+  return value;
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof BatchcastError) {
+    console.error(`batchcast: ${error.code}: ${error.message}`);
+    process.exit(2);
+  }
+  if (error instanceof TypeError && (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    console.error(`batchcast: ${error.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  console.error(error);
+  process.exit(1);
+});

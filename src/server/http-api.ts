@@ -1,0 +1,99 @@
+/**
+ * The standalone server's HTTP side: `POST /publish/:channel`, `GET /healthz`,
+ * `GET /stats`. Publishing needs the publish token when one is configured;
+ * without a token it is accepted from loopback peers only.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Broadcaster } from '../broadcaster.js';
+import { BatchcastError } from '../errors.js';
+
+export interface HttpApiOptions {
+  /** Bearer token for `POST /publish` (`BATCHCAST_PUBLISH_TOKEN`); unset: loopback peers only. */
+  publishToken?: string;
+  /** Largest accepted request body in bytes. */
+  maxBodyBytes: number;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+/** Builds the request handler for the HTTP endpoints. */
+export function createHttpApi(broadcaster: Broadcaster, options: HttpApiOptions) {
+  const tokenDigest = options.publishToken === undefined ? null : digest(options.publishToken);
+
+  return function handle(request: IncomingMessage, response: ServerResponse): void {
+    const url = request.url ?? '/';
+    const path = url.split('?', 1)[0]!;
+    if (request.method === 'GET' && path === '/healthz') return json(response, 200, { status: 'ok' });
+    if (request.method === 'GET' && path === '/stats') return json(response, 200, broadcaster.stats());
+    if (path.startsWith('/publish/')) {
+      if (request.method !== 'POST') return json(response, 405, { error: 'use POST /publish/:channel' }, { allow: 'POST' });
+      const refusal = checkPublishAccess(request, tokenDigest);
+      if (refusal !== null) return json(response, refusal.status, { error: refusal.message, code: 'BATCHCAST_UNAUTHORIZED' });
+      void publishFromRequest(broadcaster, decodeURIComponent(path.slice('/publish/'.length)), request, response, options.maxBodyBytes);
+      return;
+    }
+    json(response, 404, { error: `no route for ${request.method} ${path}` });
+  };
+}
+
+function checkPublishAccess(request: IncomingMessage, tokenDigest: Buffer | null): { status: number; message: string } | null {
+  if (tokenDigest === null) {
+    return LOOPBACK.has(request.socket.remoteAddress ?? '')
+      ? null
+      : { status: 403, message: 'publishing over HTTP is allowed from loopback only unless BATCHCAST_PUBLISH_TOKEN is set' };
+  }
+  const header = request.headers.authorization ?? '';
+  const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
+  // Compare digests: equal length always, so timingSafeEqual never throws and timing says nothing.
+  if (presented === '' || !timingSafeEqual(digest(presented), tokenDigest)) {
+    return { status: 401, message: 'missing or wrong publish token (Authorization: Bearer <token>)' };
+  }
+  return null;
+}
+
+async function publishFromRequest(
+  broadcaster: Broadcaster,
+  channel: string,
+  request: IncomingMessage,
+  response: ServerResponse,
+  maxBodyBytes: number,
+): Promise<void> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > maxBodyBytes) {
+      json(response, 413, { error: `request body over ${maxBodyBytes} bytes`, code: 'BATCHCAST_MESSAGE_TOO_LARGE' }, { connection: 'close' });
+      request.destroy();
+      return;
+    }
+    chunks.push(chunk);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    return json(response, 400, { error: `body is not valid JSON: ${(error as Error).message}`, code: 'BATCHCAST_INVALID_MESSAGE' });
+  }
+  const messages = Array.isArray(body) ? body : [body];
+  try {
+    for (const message of messages) broadcaster.publish(channel, message);
+  } catch (error) {
+    if (error instanceof BatchcastError) {
+      return json(response, error.code === 'BATCHCAST_CLOSED' ? 503 : 400, { error: error.message, code: error.code });
+    }
+    throw error;
+  }
+  json(response, 202, { accepted: messages.length });
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  response.end(text);
+}
