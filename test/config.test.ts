@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidConfigError, PRESETS, createBroadcaster, resolveConfig } from '../src/index.js';
+
+describe('resolveConfig', () => {
+  it('defaults to the balanced preset', () => {
+    const config = resolveConfig({}, {});
+    expect(config).toMatchObject({ preset: 'balanced', batchSize: 500, batchDelayMs: 20, compressionThreshold: 1000, compressionLevel: 6, codec: 'json' });
+    expect(config.poolSize).toBeGreaterThanOrEqual(1);
+  });
+
+  it.each(Object.entries(PRESETS))('preset %s sets its four values', (name, values) => {
+    expect(resolveConfig({ preset: name as keyof typeof PRESETS }, {})).toMatchObject(values);
+  });
+
+  it('has the reference values for each preset', () => {
+    expect(PRESETS.realtime).toEqual({ batchSize: 100, batchDelayMs: 10, compressionThreshold: 500, compressionLevel: 9 });
+    expect(PRESETS.throughput).toEqual({ batchSize: 1000, batchDelayMs: 50, compressionThreshold: 2000, compressionLevel: 1 });
+  });
+
+  it('applies explicit option > environment > preset > default', () => {
+    const env = { BATCHCAST_PRESET: 'throughput', BATCHCAST_BATCH_SIZE: '250', BATCHCAST_CODEC: 'msgpack' };
+    const config = resolveConfig({ batchSize: 42 }, env);
+    expect(config.batchSize).toBe(42); // option beats env
+    expect(config.codec).toBe('msgpack'); // env beats default
+    expect(config.batchDelayMs).toBe(50); // preset (from env) beats default
+    expect(resolveConfig({}, env).batchSize).toBe(250); // env beats preset
+    expect(resolveConfig({ preset: 'realtime' }, env).batchDelayMs).toBe(10); // option preset beats env preset
+  });
+
+  it('reads the pool size from BATCHCAST_POOL_SIZE and derives the queue bound from it', () => {
+    const config = resolveConfig({}, { BATCHCAST_POOL_SIZE: '3' });
+    expect(config.poolSize).toBe(3);
+    expect(config.maxQueue).toBe(12);
+  });
+
+  it('parses booleans from the environment', () => {
+    expect(resolveConfig({}, { BATCHCAST_VALIDATE_SERIALIZED: 'off' }).validateSerialized).toBe(false);
+    expect(resolveConfig({}, { BATCHCAST_VALIDATE_SERIALIZED: 'yes' }).validateSerialized).toBe(true);
+  });
+
+  const bad: [string, () => unknown, string, RegExp][] = [
+    ['non-number env', () => resolveConfig({}, { BATCHCAST_BATCH_SIZE: 'many' }), 'BATCHCAST_BATCH_SIZE', /not an integer; expected 1\.\.100000/],
+    ['out-of-range env', () => resolveConfig({}, { BATCHCAST_COMPRESSION_LEVEL: '12' }), 'BATCHCAST_COMPRESSION_LEVEL', /expected an integer 0\.\.9/],
+    ['fractional option', () => resolveConfig({ batchDelayMs: 2.5 }), 'batchDelayMs', /expected an integer 0\.\.60000/],
+    ['zero pool size', () => resolveConfig({}, { BATCHCAST_POOL_SIZE: '0' }), 'BATCHCAST_POOL_SIZE', /expected an integer 1\.\.256/],
+    ['unknown preset', () => resolveConfig({}, { BATCHCAST_PRESET: 'fast' }), 'BATCHCAST_PRESET', /expected one of realtime, balanced, throughput/],
+    ['unknown codec option', () => resolveConfig({ codec: 'xml' as 'json' }), 'codec', /expected one of json, msgpack/],
+    ['bad boolean', () => resolveConfig({}, { BATCHCAST_VALIDATE_SERIALIZED: 'maybe' }), 'BATCHCAST_VALIDATE_SERIALIZED', /not a boolean/],
+  ];
+  it.each(bad)('rejects a %s with BATCHCAST_INVALID_CONFIG naming the setting and range', (_label, run, setting, detail) => {
+    let caught: unknown;
+    try {
+      run();
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(InvalidConfigError);
+    const error = caught as InvalidConfigError;
+    expect(error.code).toBe('BATCHCAST_INVALID_CONFIG');
+    expect(error.setting).toBe(setting);
+    expect(error.message).toContain(setting);
+    expect(error.message).toMatch(detail);
+  });
+
+  it('fails at start: createBroadcaster throws before opening anything', () => {
+    expect(() => createBroadcaster({ noServer: true, env: { BATCHCAST_CODEC: 'protobuf' } })).toThrow(/BATCHCAST_CODEC.*expected one of json, msgpack/);
+    expect(() => createBroadcaster({ env: {} })).toThrow(/exactly one of server, port or noServer/);
+  });
+});
