@@ -445,6 +445,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     ws.on('error', () => {
       // ws closes the connection after a protocol error (e.g. maxPayload); 'close' cleans up.
     });
+    // A reset or broken pipe surfaces here (ws also listens, and closes the connection).
+    connection.socket.on('error', (error) => this.#onSendError(connection, error));
     ws.on('close', (code) => {
       this.#connections.delete(connection);
       this.#subscriptions.removeAll(connection);
