@@ -3,6 +3,7 @@ import { inflateRawSync } from 'node:zlib';
 import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { encodeBatch } from '../src/encode/encode-batch.js';
+import { prepareHandoff } from '../src/encode/handoff.js';
 import type { EncodeTask } from '../src/encode/task.js';
 import { decodeFrame } from '../src/protocol/decode.js';
 import { readEnvelopeHeader, writeFirstSeq } from '../src/protocol/envelope.js';
@@ -67,6 +68,20 @@ describe('encodeBatch (the code each worker runs)', () => {
     const items = Array.from({ length: 20 }, (_, i) => pack({ i, s: 'v'.repeat(i) }));
     const frame = decodeFrame(envelope({ ...base, codec: 'msgpack', items, serialized: true }).bytes);
     expect(frame.kind === 'batch' && frame.messages).toEqual(Array.from({ length: 20 }, (_, i) => ({ i, s: 'v'.repeat(i) })));
+  });
+
+  it('moves all-pre-serialized msgpack batches as one transferable buffer and still finds a bad message', () => {
+    const items = [pack({ a: 1 }), Uint8Array.of(0x82, 0xa1), pack('ok'), Uint8Array.of(0x01, 0x02)]; // truncated map; two values
+    const handoff = prepareHandoff({ ...base, codec: 'msgpack', items, serialized: true });
+    expect(handoff.transferList).toHaveLength(1);
+    expect(handoff.task.items).toEqual([]);
+    const result = encodeBatch(handoff.task);
+    expect(result.rejected?.map((r) => r.index)).toEqual([1, 3]);
+    const frame = decodeFrame(new Uint8Array(result.frame, result.envelopeOffset));
+    expect(frame.kind === 'batch' && frame.messages).toEqual([{ a: 1 }, 'ok']);
+    const clean = encodeBatch(prepareHandoff({ ...base, codec: 'msgpack', items: [pack(1), pack([2])], serialized: true }).task);
+    expect(clean.rejected).toBeNull();
+    expect(clean.count).toBe(2);
   });
 
   it('writes arrays of 16+ and 65536+ msgpack elements with the right array headers', () => {

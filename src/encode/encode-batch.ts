@@ -8,6 +8,7 @@ import { deflateRawSync } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
 import { KIND_BATCH, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
 import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
+import { unpackHandoff } from './handoff.js';
 import type { EncodeResult, EncodeTask, RejectedMessage } from './task.js';
 
 // Plain maps, not msgpackr records: any msgpack decoder must read the frames.
@@ -17,8 +18,14 @@ const unpackr = new Unpackr({ useRecords: false });
 /** Encodes `task` into a finished frame. Bad messages are left out and listed in `rejected`. */
 export function encodeBatch(task: EncodeTask): EncodeResult {
   const started = performance.now();
+  let spliced: Uint8Array | undefined;
+  if (task.packed !== undefined) {
+    const unpacked = unpackHandoff(task.packed);
+    task = { ...task, items: unpacked.items, packed: undefined };
+    spliced = unpacked.body;
+  }
   const rejected: RejectedMessage[] = [];
-  const body = task.codec === 'json' ? jsonBody(task, rejected) : msgpackBody(task, rejected);
+  const body = task.codec === 'json' ? jsonBody(task, rejected) : msgpackBody(task, rejected, spliced);
   const count = task.items.length - rejected.length;
 
   let payload: Uint8Array = body;
@@ -116,9 +123,16 @@ function checkSerializedJson(task: EncodeTask, value: unknown, index: number, re
   return value;
 }
 
-function msgpackBody(task: EncodeTask, rejected: RejectedMessage[]): Buffer {
+function msgpackBody(task: EncodeTask, rejected: RejectedMessage[], spliced?: Uint8Array): Buffer {
   const { items } = task;
-  if (task.serialized === null) {
+  if (spliced !== undefined) {
+    // Already contiguous: one validation pass over the whole run, per message only if it fails.
+    const header = msgpackArrayHeader(items.length);
+    const body = Buffer.allocUnsafeSlow(header.length + spliced.byteLength);
+    body.set(header, 0);
+    body.set(spliced, header.length);
+    if (!task.validateSerialized || holdsArrayOf(body, items.length)) return body;
+  } else if (task.serialized === null) {
     try {
       const packed = packr.pack(items);
       if (packed.byteLength <= task.maxMessageBytes) return Buffer.from(packed);
@@ -181,6 +195,15 @@ function checkSerializedMsgpack(task: EncodeTask, value: unknown, index: number,
     }
   }
   return value;
+}
+
+function holdsArrayOf(body: Uint8Array, count: number): boolean {
+  try {
+    const values = unpackr.unpackMultiple(body);
+    return values.length === 1 && Array.isArray(values[0]) && values[0].length === count;
+  } catch {
+    return false;
+  }
 }
 
 function msgpackArrayHeader(length: number): Uint8Array {

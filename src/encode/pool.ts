@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { encodeBatch } from './encode-batch.js';
+import { prepareHandoff } from './handoff.js';
 import type { EncodeResult, EncodeTask } from './task.js';
 
 /** Path of the built worker. From sources (tests run `src/*.ts`) use the compiled copy in `dist/`. */
@@ -110,7 +111,8 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     // Aborting a running Piscina task terminates its worker; Piscina starts a fresh one.
     const timer = setTimeout(() => controller.abort(new EncodeTimeout(this.#timeoutMs)), this.#timeoutMs);
     try {
-      return await this.#pool.run(task, { signal: controller.signal });
+      const handoff = prepareHandoff(task);
+      return await this.#pool.run(handoff.task, { signal: controller.signal, transferList: handoff.transferList });
     } finally {
       clearTimeout(timer);
     }

@@ -17,6 +17,8 @@ export interface EncodeTask extends EncodeSettings {
   items: unknown[];
   /** Indices of pre-serialized items; `null` when there are none, `true` when all are. */
   serialized: number[] | true | null;
+  /** All-pre-serialized msgpack batches travel as one transferred buffer instead of `items` (see handoff.ts). */
+  packed?: { buffer: ArrayBuffer; count: number };
 }
 
 /** A message the encoder left out of its batch, and why. */
