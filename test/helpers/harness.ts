@@ -5,8 +5,8 @@ import { createBroadcaster, type Broadcaster, type BroadcasterOptions } from '..
 import { decodeFrame, type DecodedFrame } from '../../src/protocol/decode.js';
 
 /** Starts a broadcaster on a free loopback port; `close()` it in afterEach. */
-export async function startBroadcaster(options: Omit<BroadcasterOptions, 'port' | 'server' | 'noServer'> = {}): Promise<{ broadcaster: Broadcaster; url: string }> {
-  const broadcaster = createBroadcaster({ poolSize: 1, heartbeatIntervalMs: 0, env: {}, ...options, port: 0, host: '127.0.0.1' });
+export async function startBroadcaster(options: Omit<BroadcasterOptions, 'server' | 'noServer'> = {}): Promise<{ broadcaster: Broadcaster; url: string }> {
+  const broadcaster = createBroadcaster({ poolSize: 1, heartbeatIntervalMs: 0, env: {}, port: 0, ...options, host: '127.0.0.1' });
   await broadcaster.ready;
   return { broadcaster, url: `ws://127.0.0.1:${broadcaster.address()!.port}/` };
 }

@@ -1,0 +1,143 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { inflateRaw } from 'pako';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { connect, type BatchcastClient, type ClientMessage, type Gap } from '../src/client/index.js';
+import type { Broadcaster } from '../src/index.js';
+import { writeFirstSeq } from '../src/protocol/envelope.js';
+import { startBroadcaster, trade, waitFor } from './helpers/harness.js';
+import { loadVectors } from './helpers/vectors.js';
+
+const closers: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+function track(client: BatchcastClient) {
+  const messages: ClientMessage[] = [];
+  const gaps: Gap[] = [];
+  const notices: Record<string, unknown>[] = [];
+  client.on('message', (m) => messages.push(m));
+  client.on('gap', (g) => gaps.push(g));
+  client.on('notice', (n) => notices.push(n));
+  closers.push(() => client.close());
+  return { messages, gaps, notices };
+}
+
+/** A plain ws server that sends each connecting client the given frames. */
+async function scriptedServer(frames: (Uint8Array | string)[]) {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await once(wss, 'listening');
+  wss.on('connection', (ws: WebSocket) => {
+    for (const frame of frames) ws.send(frame, { binary: typeof frame !== 'string' });
+  });
+  closers.push(() => new Promise((resolve) => wss.close(resolve)));
+  return `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
+}
+
+describe('client (batchcast/client)', () => {
+  const vectors = loadVectors();
+  const batches = vectors.filter((v) => v.expected.kind === 'batch');
+
+  it.each([
+    ['node:zlib (the Node default)', undefined],
+    ['pako (the browser path)', (body: Uint8Array) => inflateRaw(body)],
+  ] as const)('decodes every test vector with %s', async (_label, inflate) => {
+    const url = await scriptedServer(vectors.map((v) => v.bytes));
+    const client = connect(url, { inflate, reconnect: false });
+    const { messages, notices } = track(client);
+    const expected = batches.flatMap((v) => v.expected.messages!.map((data, i) => ({ channel: v.expected.channel, seq: v.expected.firstSeq! + i, data })));
+    await waitFor(() => messages.length === expected.length && notices.length === 1, 5_000, 'all vector messages');
+    expect(messages).toEqual(expected);
+    expect(notices).toEqual([vectors.find((v) => v.name === 'notice-skipped')!.expected.notice]);
+    expect(client.stats.frames).toBe(batches.length);
+  });
+
+  it('emits a gap when sequence numbers skip, and none when they follow on', async () => {
+    const plain = vectors.find((v) => v.name === 'json-plain')!; // 5 messages from seq 7
+    const next = plain.bytes.slice();
+    writeFirstSeq(new DataView(next.buffer), 0, 12);
+    const skipped = plain.bytes.slice();
+    writeFirstSeq(new DataView(skipped.buffer), 0, 20);
+    const url = await scriptedServer([plain.bytes, next, skipped]);
+    const client = connect(url, { reconnect: false });
+    const { messages, gaps } = track(client);
+    await waitFor(() => messages.length === 15, 5_000, '15 messages');
+    expect(gaps).toEqual([{ channel: 'greetings', expected: 17, received: 20, missed: 3 }]);
+    expect(client.stats).toMatchObject({ gaps: 1, missed: 3 });
+  });
+
+  it('reads legacy JSON text frames: arrays, {channel, messages} and single values', async () => {
+    const url = await scriptedServer(['[{"a":1},{"b":2}]', '{"channel":"ticks","messages":[3,4]}', '"solo"']);
+    const client = connect(url, { reconnect: false });
+    const { messages } = track(client);
+    await waitFor(() => messages.length === 5, 5_000, 'legacy messages');
+    expect(messages).toEqual([
+      { channel: '', seq: null, data: { a: 1 } },
+      { channel: '', seq: null, data: { b: 2 } },
+      { channel: 'ticks', seq: null, data: 3 },
+      { channel: 'ticks', seq: null, data: 4 },
+      { channel: '', seq: null, data: 'solo' },
+    ]);
+  });
+
+  it('reports a frame that is not batchcast as an error and keeps going', async () => {
+    const url = await scriptedServer([Uint8Array.of(1, 2, 3), vectors.find((v) => v.name === 'json-plain')!.bytes]);
+    const client = connect(url, { reconnect: false });
+    const errors: Error[] = [];
+    client.on('error', (e) => errors.push(e));
+    const { messages } = track(client);
+    await waitFor(() => messages.length === 5, 5_000, 'messages after the bad frame');
+    expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['BATCHCAST_PROTOCOL']);
+  });
+
+  describe('against a broadcaster', () => {
+    let broadcaster: Broadcaster | undefined;
+    afterEach(async () => {
+      await broadcaster?.close();
+      broadcaster = undefined;
+    });
+
+    it.each(['json', 'msgpack'] as const)('receives %s messages with channel and seq, and subscribes later channels', async (codec) => {
+      const started = await startBroadcaster({ codec, batchDelayMs: 2 });
+      broadcaster = started.broadcaster;
+      const client = connect(started.url, { channels: ['a'] });
+      const { messages, notices } = track(client);
+      await waitFor(() => notices.some((n) => n.op === 'subscribed'), 5_000, 'subscribed');
+      client.subscribe('b');
+      await waitFor(() => notices.filter((n) => n.op === 'subscribed').length === 2, 5_000, 'second subscribe');
+      for (let i = 0; i < 600; i++) broadcaster.publish(i % 2 ? 'b' : 'a', trade(i));
+      await waitFor(() => messages.length === 600, 5_000, '600 messages');
+      expect(messages.filter((m) => m.channel === 'a').map((m) => m.seq)).toEqual([...Array(300).keys()]);
+      expect(messages.filter((m) => m.channel === 'b').map((m) => m.data)).toEqual([...Array(300).keys()].map((i) => trade(2 * i + 1)));
+    });
+
+    it('reconnects with backoff after the server restarts and resubscribes every channel', async () => {
+      const first = await startBroadcaster({ batchDelayMs: 2 });
+      broadcaster = first.broadcaster;
+      const port = first.broadcaster.address()!.port;
+      const client = connect(first.url, { channels: ['r1'], reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+      const { messages, notices } = track(client);
+      const closes: boolean[] = [];
+      client.on('close', (c) => closes.push(c.willReconnect));
+      await waitFor(() => notices.some((n) => n.op === 'subscribed'), 5_000, 'subscribed');
+      client.subscribe('r2');
+      await waitFor(() => notices.filter((n) => n.op === 'subscribed').length === 2, 5_000, 'r2');
+      broadcaster.publish('r1', 'before');
+      await waitFor(() => messages.length === 1, 5_000, 'first message');
+
+      await broadcaster.close();
+      const second = await startBroadcaster({ batchDelayMs: 2, port });
+      broadcaster = second.broadcaster;
+      expect(second.url).toBe(first.url);
+      await waitFor(() => broadcaster!.stats().subscribers.r2 === 1 && broadcaster!.stats().subscribers.r1 === 1, 10_000, 'resubscription');
+      broadcaster.publish('r1', 'after-1');
+      broadcaster.publish('r2', 'after-2');
+      await waitFor(() => messages.length === 3, 5_000, 'messages after reconnect');
+      expect(messages.map((m) => m.data)).toEqual(['before', 'after-1', 'after-2']);
+      expect(closes[0]).toBe(true);
+      expect(client.stats.reconnects).toBeGreaterThanOrEqual(1);
+    });
+  });
+});
