@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from './helpers/harness.js';
+
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+/** Runs the built CLI in a child process, collecting its output. */
+function run(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const out = { stdout: '', stderr: '' };
+  child.stdout!.on('data', (chunk: Buffer) => (out.stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (out.stderr += chunk.toString()));
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  return { child, out, exited };
+}
+
+async function serve(args: string[] = [], env: Record<string, string> = {}) {
+  const server = run(['serve', '--port', '0', '--host', '127.0.0.1', '--pool-size', '1', ...args], env);
+  await waitFor(() => /listening on ws:\/\/127\.0\.0\.1:\d+\/ws/.test(server.out.stdout) || server.child.exitCode !== null, 15_000, 'serve to listen');
+  const port = Number(/127\.0\.0\.1:(\d+)\/ws/.exec(server.out.stdout)?.[1]);
+  return { ...server, port, base: `http://127.0.0.1:${port}` };
+}
+
+describe('batchcast CLI (child processes)', () => {
+  it('serve --demo feeds tail, which reports rate, bytes and compression', async () => {
+    const server = await serve(['--demo', '--demo-rate', '3000']);
+    const tail = run(['tail', `ws://127.0.0.1:${server.port}/ws`, 'trades', 'ticker.BTC-USD', '--json', '--duration', '3']);
+    const [code] = await tail.exited;
+    expect(code).toBe(0);
+    const lines = tail.out.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, number>);
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    const last = lines.at(-1)!;
+    expect(last.messages).toBeGreaterThan(1000);
+    expect(last.gaps).toBe(0);
+    expect(lines.some((l) => l.messagesPerSecond! > 0 && l.wireBytesPerSecond! > 0)).toBe(true);
+    expect(last.compressionRatio).toBeGreaterThan(2);
+
+    server.child.kill('SIGTERM');
+    const [serverCode] = await server.exited;
+    expect(serverCode).toBe(0);
+    expect(server.out.stdout).toMatch(/SIGTERM: flushing batches[\s\S]*closed after \d+ messages/);
+  });
+
+  it('serves /healthz, /stats and POST /publish/:channel (loopback without a token)', async () => {
+    const server = await serve();
+    expect(await (await fetch(`${server.base}/healthz`)).json()).toEqual({ status: 'ok' });
+    const published = await fetch(`${server.base}/publish/news`, { method: 'POST', body: JSON.stringify([{ a: 1 }, { b: 2 }]) });
+    expect(published.status).toBe(202);
+    expect(await published.json()).toEqual({ accepted: 2 });
+    const single = await fetch(`${server.base}/publish/news`, { method: 'POST', body: '"one"' });
+    expect(await single.json()).toEqual({ accepted: 1 });
+    const bad = await fetch(`${server.base}/publish/news`, { method: 'POST', body: '{oops' });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ code: 'BATCHCAST_INVALID_MESSAGE' });
+    const badChannel = await fetch(`${server.base}/publish/${encodeURIComponent('no spaces')}`, { method: 'POST', body: '1' });
+    expect(badChannel.status).toBe(400);
+    expect(await badChannel.json()).toMatchObject({ code: 'BATCHCAST_INVALID_CHANNEL' });
+    const stats = (await (await fetch(`${server.base}/stats`)).json()) as { messagesPublished: number; pool: { threads: number } };
+    expect(stats.messagesPublished).toBe(3);
+    expect(stats.pool.threads).toBe(1);
+    expect((await fetch(`${server.base}/nowhere`)).status).toBe(404);
+  });
+
+  it('requires the publish token when BATCHCAST_PUBLISH_TOKEN is set', async () => {
+    const server = await serve([], { BATCHCAST_PUBLISH_TOKEN: 's3cret' });
+    const url = `${server.base}/publish/x`;
+    expect((await fetch(url, { method: 'POST', body: '1' })).status).toBe(401);
+    expect((await fetch(url, { method: 'POST', body: '1', headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    expect((await fetch(url, { method: 'POST', body: '1', headers: { authorization: 'Bearer s3cret' } })).status).toBe(202);
+  });
+
+  it('fails at start with exit code 2 and a message naming a bad variable and its range', async () => {
+    const bad = run(['serve', '--port', '0'], { BATCHCAST_BATCH_SIZE: 'lots' });
+    const [code] = await bad.exited;
+    expect(code).toBe(2);
+    expect(bad.out.stderr).toContain('BATCHCAST_INVALID_CONFIG');
+    expect(bad.out.stderr).toContain('BATCHCAST_BATCH_SIZE: "lots" is not an integer; expected 1..100000');
+    const flag = run(['serve', '--port', '0', '--codec', 'xml']);
+    expect((await flag.exited)[0]).toBe(2);
+    expect(flag.out.stderr).toContain('--codec');
+  });
+});
