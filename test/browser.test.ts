@@ -1,0 +1,71 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createBroadcaster, type Broadcaster } from '../src/index.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+// The page uses the built client exactly as the README tells browser users to: ESM + an import map, no bundler.
+const PAGE = `<!doctype html><html><body><pre id="out">waiting</pre>
+<script type="importmap">{ "imports": { "pako": "/node_modules/pako/dist/pako.mjs", "msgpackr": "/node_modules/msgpackr/index.js" } }</script>
+<script type="module">
+import { connect } from '/dist/src/client/index.js';
+const seqs = [];
+const client = connect('ws://' + location.host + '/ws', { channels: ['browser'] });
+client.on('message', (m) => {
+  seqs.push(m.seq);
+  document.getElementById('out').textContent = JSON.stringify({ count: seqs.length, first: seqs[0], last: m, stats: client.stats });
+});
+client.on('error', (e) => { document.getElementById('out').textContent = 'error: ' + e.message; });
+</script></body></html>`;
+
+let broadcaster: Broadcaster | undefined;
+let server: Server | undefined;
+afterEach(async () => {
+  await broadcaster?.close();
+  server?.close();
+});
+
+describe.skipIf(!existsSync(CHROMIUM))('client in headless Chromium (ESM, import map, pako)', () => {
+  it.each(['json', 'msgpack'] as const)('receives and decodes compressed %s batches', async (codec) => {
+    server = createServer((request, response) => {
+      const path = (request.url ?? '/').split('?')[0]!;
+      if (path === '/') return response.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
+      if (!path.startsWith('/dist/') && !path.startsWith('/node_modules/')) return response.writeHead(404).end();
+      readFile(join(ROOT, path)).then(
+        (body) => response.writeHead(200, { 'content-type': 'text/javascript' }).end(body),
+        () => response.writeHead(404).end(),
+      );
+    });
+    broadcaster = createBroadcaster({ server, path: '/ws', env: {}, poolSize: 1, batchDelayMs: 5, codec });
+    const b = broadcaster;
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const feed = setInterval(() => {
+      for (let i = 0; i < 100; i++) b.publish('browser', { i, note: 'repetitive text compresses well '.repeat(2) });
+    }, 20);
+    const dom = await new Promise<string>((resolve, reject) => {
+      execFile(CHROMIUM, [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', `--user-data-dir=${mkdtempSync(join(tmpdir(), 'bc-chromium-'))}`,
+        '--virtual-time-budget=3000', '--dump-dom', `http://127.0.0.1:${port}/`,
+      ], { timeout: 60_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+    }).finally(() => clearInterval(feed));
+    const text = /<pre id="out">([^<]*)</.exec(dom)?.[1] ?? '';
+    expect(text).not.toMatch(/^error|^waiting/);
+    const result = JSON.parse(text.replaceAll('&quot;', '"')) as { count: number; first: number; last: { channel: string; seq: number; data: { i: number } }; stats: { wireBytes: number; rawBytes: number; gaps: number } };
+    expect(result.count).toBeGreaterThanOrEqual(100);
+    // Contiguous from the first message seen: nothing lost or reordered in the browser path.
+    expect(result.last.seq - result.first + 1).toBe(result.count);
+    expect(result.last).toMatchObject({ channel: 'browser', data: { i: 99 } });
+    expect(result.stats.rawBytes).toBeGreaterThan(result.stats.wireBytes * 2); // bodies arrived compressed and pako inflated them
+    expect(result.stats.gaps).toBe(0);
+  });
+});
