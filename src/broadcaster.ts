@@ -101,6 +101,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #fanoutOptions: FanoutOptions;
   readonly #encodeMicros = new SampleRing();
   readonly #rate: RateMeter;
+  readonly #encodeRate: RateMeter;
   readonly #heartbeat: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
   #counters = {
@@ -114,6 +115,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     connectionsTotal: 0,
     heartbeatTerminated: 0,
     upgradesRejected: 0,
+    encodeMicros: 0,
   };
   readonly #fanoutCounters: FanoutCounters = { framesSent: 0, bytesSent: 0, batchesSkipped: 0, slowClosed: 0 };
 
@@ -156,6 +158,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onBatch: this.#encode,
     });
     this.#rate = new RateMeter(() => this.#counters.messagesPublished);
+    this.#encodeRate = new RateMeter(() => this.#counters.encodeMicros);
 
     // Our own compression, one frame for all: ws's per-client permessage-deflate stays off.
     this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: config.maxPayload, clientTracking: false });
@@ -291,9 +294,16 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       heartbeatTerminated: c.heartbeatTerminated,
       subscribers: this.#subscriptions.counts(),
       reorderedBatches: this.#sequencer.reordered,
-      pool: this.#pool.snapshot(),
+      pool: this.#poolStats(),
       encodeMicros: this.#encodeMicros.percentiles(),
     };
+  }
+
+  #poolStats() {
+    const pool = this.#pool.snapshot();
+    // Worker busy time over the last second, from the workers' own timings (Piscina's figure rounds each task to whole ms).
+    const utilization = Math.min(1, this.#encodeRate.perSecond / 1e6 / Math.max(1, pool.threads));
+    return { ...pool, utilization };
   }
 
   /**
@@ -310,6 +320,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     const deadline = Date.now() + this.config.closeTimeoutMs;
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     this.#rate.stop();
+    this.#encodeRate.stop();
     this.#attachedServer?.off('upgrade', this.#onUpgrade);
     this.#batcher.flushAll(true);
     await withDeadline(this.#settled(), deadline);
@@ -385,6 +396,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     c.rawBytes += result.rawBytes;
     c.wireBytes += result.frame.byteLength;
     this.#encodeMicros.add(result.encodeMicros);
+    c.encodeMicros += result.encodeMicros;
     if (result.count === 0) return;
     const frame = new Uint8Array(result.frame);
     // Sequence numbers are stamped here, in release order, so rejected messages leave no gap.
