@@ -20,7 +20,7 @@ import {
   InvalidMessageError,
   MessageTooLargeError,
 } from './errors.js';
-import { fanOut, writeFrame, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
+import { fanOut, sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
 import { noticeFrame, type Notice } from './fanout/notice.js';
 import { Subscriptions } from './fanout/subscriptions.js';
 import { isValidChannel } from './protocol/channel.js';
@@ -519,7 +519,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   }
 
   #notify(connection: Connection, notice: Notice): void {
-    writeFrame(connection, noticeFrame(notice), this.#onSendError);
+    sendNotice(connection, noticeFrame(notice), this.#fanoutOptions, this.#fanoutCounters);
   }
 
   readonly #beat = (): void => {

@@ -43,6 +43,28 @@ export function writeFrame(connection: Connection, frame: Uint8Array, onSendErro
   }
 }
 
+/**
+ * Sends a notice (a reply to a control message) under the same `maxBufferedBytes`
+ * bound as batches. Without it a client that sends requests and never reads the
+ * replies makes the server queue ~150 bytes per request, without limit. Over the
+ * bound, the `close` policy closes the client with 1013; `drop` leaves the notice
+ * out and counts it on the connection.
+ */
+export function sendNotice(connection: Connection, frame: Uint8Array, options: FanoutOptions, counters: FanoutCounters): boolean {
+  if (connection.socket.writableLength > options.maxBufferedBytes) {
+    if (options.slowClientPolicy === 'close') {
+      if (closeSlow(connection)) {
+        counters.slowClosed++;
+        options.onSlowClient(connection, 'close');
+      }
+    } else {
+      connection.noticesDropped++;
+    }
+    return false;
+  }
+  return writeFrame(connection, frame, options.onSendError);
+}
+
 /** Sends one batch frame to every subscriber, applying the slow-client policy. */
 export function fanOut(
   subscribers: ReadonlySet<Connection>,

@@ -26,6 +26,8 @@ export class Connection {
   alive = true;
   /** Malformed control messages received so far. */
   badMessages = 0;
+  /** Notices left out because the client was over `maxBufferedBytes` (`drop` policy). */
+  noticesDropped = 0;
   /** Channels with batches skipped under the `drop` policy, until a notice tells the client. */
   skipped: Map<string, SkippedRange> | null = null;
 
