@@ -20,7 +20,7 @@ import {
   InvalidMessageError,
   MessageTooLargeError,
 } from './errors.js';
-import { fanOut, sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
+import { fanOut, sendNotice, whenFlushed, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
 import { noticeFrame, type Notice } from './fanout/notice.js';
 import { Subscriptions } from './fanout/subscriptions.js';
 import { isValidChannel } from './protocol/channel.js';
@@ -350,10 +350,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   async #drained(): Promise<void> {
     const pending = [...this.#connections]
       .filter((connection) => connection.ws.readyState === WebSocket.OPEN && connection.socket.writableLength > 0)
-      .map((connection) => new Promise<void>((resolve) => {
-        connection.socket.once('drain', resolve);
-        connection.socket.once('close', resolve);
-      }));
+      .map((connection) => whenFlushed(connection));
     await Promise.all(pending);
   }
 

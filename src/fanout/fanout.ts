@@ -65,6 +65,27 @@ export function sendNotice(connection: Connection, frame: Uint8Array, options: F
   return writeFrame(connection, frame, options.onSendError);
 }
 
+/**
+ * Resolves once everything queued on the connection's socket has been handed to
+ * the kernel, or the socket closed. Polls: a socket emits 'drain' only after a
+ * write() that returned false, so a socket holding less than its high-water mark
+ * empties without any event.
+ */
+export function whenFlushed(connection: Connection, intervalMs = 5): Promise<void> {
+  const socket = connection.socket;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (socket.writableLength > 0 && !socket.destroyed) return;
+      clearInterval(timer);
+      socket.off('close', check);
+      resolve();
+    };
+    const timer = setInterval(check, intervalMs);
+    socket.on('close', check);
+    check();
+  });
+}
+
 /** Sends one batch frame to every subscriber, applying the slow-client policy. */
 export function fanOut(
   subscribers: ReadonlySet<Connection>,
