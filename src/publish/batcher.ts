@@ -1,7 +1,7 @@
 /**
  * Per-channel open batches. `append` is the publish hot path: one array push, and
  * a timer armed only for a batch's first message. A batch closes at `batchSize`
- * messages or `batchDelayMs` after its first message. While the encoder cannot
+ * messages (or `maxPendingMessages`, if smaller) or `batchDelayMs` after its first message. While the encoder cannot
  * take more work, batches stay open and keep growing (coalescing) up to
  * `maxPendingMessages`, past which the oldest messages are dropped and counted.
  */
@@ -75,12 +75,14 @@ export class Batcher {
     }
     items.push(message);
     const length = items.length;
-    if (length === 1) {
-      if (!batch.waiting) batch.timer = setTimeout(this.#onTimer, this.#options.batchDelayMs, batch);
-    } else if (length >= this.#options.batchSize && !batch.waiting) {
+    if (batch.waiting) {
+      // Coalescing while the encoder is busy: bounded by maxPendingMessages, oldest out first.
+      if (length > this.#options.maxPendingMessages) this.#dropOldest(batch);
+    } else if (length >= this.#options.batchSize || length >= this.#options.maxPendingMessages) {
+      // Full (a batch never holds more than the pending bound, whatever batchSize says).
       this.#close(batch);
-    } else if (length > this.#options.maxPendingMessages) {
-      this.#dropOldest(batch);
+    } else if (length === 1) {
+      batch.timer = setTimeout(this.#onTimer, this.#options.batchDelayMs, batch);
     }
   }
 

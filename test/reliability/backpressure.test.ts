@@ -101,4 +101,24 @@ describe('backpressure', () => {
     expect(gaps).toBe(dropped);
     expect(expected).toBe(total);
   });
+  it('drops nothing while the pool keeps up, even when batchSize exceeds maxPendingMessages', async () => {
+    const { broadcaster, url } = await resources.start({ batchSize: 1000, batchDelayMs: 10_000, maxPendingMessages: 300 });
+    const client = await resources.client(url, ['feed']);
+    for (let i = 0; i < 900; i++) broadcaster.publish('feed', trade(i));
+    broadcaster.flush();
+    await client.waitFor(() => client.messages.length === 900, 5_000, '900 messages');
+    expect(broadcaster.stats().messagesDropped).toBe(0);
+    expect(firstBreak(client.messages.map((m) => m.seq))).toBeNull();
+    // The pending bound caps a batch: none holds more than 300.
+    expect(batchSizes(client)).toEqual([300, 300, 300]);
+  });
+
+  it('batchSize 1: every message is its own batch, at once', async () => {
+    const { broadcaster, url } = await resources.start({ batchSize: 1, batchDelayMs: 10_000 });
+    const client = await resources.client(url, ['feed']);
+    for (let i = 0; i < 3; i++) broadcaster.publish('feed', trade(i));
+    expect(broadcaster.stats().messagesPending).toBe(0);
+    await client.waitFor(() => client.messages.length === 3, 5_000, 'three messages, well before batchDelayMs');
+    expect(batchSizes(client)).toEqual([1, 1, 1]);
+  });
 });
