@@ -1,9 +1,10 @@
 /**
  * Per-channel open batches. `append` is the publish hot path: one array push, and
  * a timer armed only for a batch's first message. A batch closes at `batchSize`
- * messages (or `maxPendingMessages`, if smaller) or `batchDelayMs` after its first message. While the encoder cannot
- * take more work, batches stay open and keep growing (coalescing) up to
- * `maxPendingMessages`, past which the oldest messages are dropped and counted.
+ * messages (or `maxPendingMessages`, if smaller) or `batchDelayMs` after its first
+ * message. While the encoder cannot take more work, batches stay open and keep
+ * growing (coalescing) up to `maxPendingMessages`, past which the oldest messages
+ * are dropped and counted.
  */
 
 /** A closed batch, ready to encode. */

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Broadcaster } from '../../src/index.js';
 import type { Connection } from '../../src/server/connection.js';
 import type { RawClient } from '../helpers/harness.js';
-import { closed, Resources } from './support.js';
+import { clientFrame, closed, rawUpgrade, Resources } from './support.js';
 
 const resources = new Resources();
 afterEach(() => resources.cleanup());
@@ -147,6 +147,30 @@ describe('bad input from clients', () => {
       flooder.ws.resume();
       expect((await closing).code).toBe(1013);
     }
+    await stillDelivers(broadcaster, healthy);
+  });
+  it('cuts off a client that floods pings and never reads the pongs', async () => {
+    // ws terminates a peer with too many auto-pongs pending (maxPendingAutoPongs); this guards that it stays so.
+    const maxBufferedBytes = 64 * 1024;
+    const { broadcaster, url } = await resources.start({ maxBufferedBytes });
+    const healthy = await resources.client(url, ['feed']);
+    const accepted = once(broadcaster, 'connection') as Promise<[Connection]>;
+    const socket = await rawUpgrade(broadcaster.address()!.port);
+    resources.cleanups.push(() => socket.destroy());
+    const [connection] = await accepted;
+    const disconnected = once(broadcaster, 'disconnect') as Promise<[Connection, number]>;
+    socket.pause();
+    const ping = clientFrame(0x9, Buffer.alloc(125, 0x61));
+    let maxBuffered = 0;
+    for (let burst = 0; burst < 100 && !socket.destroyed; burst++) {
+      socket.write(Buffer.concat(Array(1000).fill(ping))); // 1000 pings, ~130 KB
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      maxBuffered = Math.max(maxBuffered, connection.bufferedBytes);
+    }
+    const [gone, code] = await disconnected;
+    expect(gone).toBe(connection);
+    expect(code).toBe(1006);
+    expect(maxBuffered).toBeLessThanOrEqual(maxBufferedBytes);
     await stillDelivers(broadcaster, healthy);
   });
 });

@@ -87,3 +87,35 @@ export function firstBreak(seqs: number[], from = 0): string | null {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * A raw TCP client that completes the WebSocket handshake and then lets the test
+ * write arbitrary bytes; `socket.pause()` stops it reading.
+ */
+export async function rawUpgrade(port: number, path = '/'): Promise<import('node:net').Socket> {
+  const { connect } = await import('node:net');
+  const { randomBytes } = await import('node:crypto');
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  let head = '';
+  while (!head.includes('\r\n\r\n')) {
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    head += chunk.toString('latin1');
+  }
+  if (!head.startsWith('HTTP/1.1 101')) throw new Error(`upgrade refused: ${head.split('\r\n')[0]}`);
+  return socket;
+}
+
+/** A masked client-to-server frame. */
+export function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const header = payload.length < 126 ? Buffer.from([0x80 | opcode, 0x80 | payload.length]) : Buffer.from([0x80 | opcode, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  const key = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const body = Buffer.from(payload);
+  for (let i = 0; i < body.length; i++) body[i]! ^= key[i % 4]!;
+  return Buffer.concat([header, key, body]);
+}
