@@ -1,0 +1,175 @@
+/**
+ * Encode-only scenario, no sockets: batches of `batchSize` messages encoded by
+ * batchcast's own encoder (serialize + raw deflate + frame layout), inline on the
+ * main thread and through batchcast's EncoderPool at every pool size 1..N. Each
+ * pool keeps 2 batches per thread in flight. Configurations are measured in
+ * interleaved rounds (inline, 1, 2, …, inline, 1, 2, …) so that load from other
+ * processes hits all of them alike; the median round is reported.
+ */
+import { performance } from 'node:perf_hooks';
+import { encodeBatch } from '../src/encode/encode-batch.js';
+import { EncoderPool } from '../src/encode/pool.js';
+import type { EncodeTask } from '../src/encode/task.js';
+import { toParent } from './lib/ipc.js';
+import { median } from './lib/stats.js';
+import { makeWorkload, type Shape } from './lib/workload.js';
+
+export interface EncodeArgs {
+  poolSizes: number[];
+  codecs: ('json' | 'msgpack')[];
+  levels: number[];
+  batchSize: number;
+  shape: Shape;
+  rows: number;
+  warmupMs: number;
+  roundMs: number;
+  rounds: number;
+  threshold: number;
+}
+
+/** One measured configuration (median of its rounds). */
+export interface EncodeRow {
+  codec: 'json' | 'msgpack';
+  level: number;
+  /** 0 = inline on the main thread. */
+  poolSize: number;
+  batches: number;
+  msgsPerSec: number;
+  /** Serialized (uncompressed) megabytes encoded per second. */
+  rawMBPerSec: number;
+  wireMBPerSec: number;
+  /** Main-thread busy time per batch (hand-off and result for pools; everything inline). */
+  mainUsPerBatch: number;
+  /** Worker-measured encode time per batch (median). */
+  encodeUsPerBatch: number;
+  compressionRatio: number;
+  cpuCores: number;
+  roundsMsgsPerSec: number[];
+}
+
+const DISTINCT = 16;
+
+process.on('message', (args: EncodeArgs) => {
+  run(args).then(
+    (rows) => {
+      toParent({ type: 'encode', rows });
+      setTimeout(() => process.exit(0), 20);
+    },
+    (error: unknown) => {
+      toParent({ type: 'error', message: `encode process: ${(error as Error).stack ?? String(error)}` });
+      process.exit(1);
+    },
+  );
+});
+
+interface Sample {
+  batches: number;
+  rawBytes: number;
+  wireBytes: number;
+  ms: number;
+  activeMs: number;
+  cpuMs: number;
+  encodeMicros: number[];
+}
+
+async function run(args: EncodeArgs): Promise<EncodeRow[]> {
+  const workload = makeWorkload(args.shape, args.rows);
+  const batches = Array.from({ length: DISTINCT }, (_, b) =>
+    Array.from({ length: args.batchSize }, (_, i) => workload.object(b * args.batchSize + i, 1732550000000.125 + i)),
+  );
+  const pools = new Map<number, EncoderPool>();
+  for (const size of args.poolSizes) pools.set(size, new EncoderPool({ poolSize: size, maxQueue: size * 4, encodeTimeoutMs: 60_000 }));
+  const rows: EncodeRow[] = [];
+  try {
+    for (const codec of args.codecs) {
+      for (const level of args.levels) {
+        const task = (b: number): EncodeTask => ({
+          codec, compressionThreshold: args.threshold, compressionLevel: level, maxMessageBytes: 64 * 2 ** 20,
+          validateSerialized: false, channel: 'bench', items: batches[b % DISTINCT]!, serialized: null,
+        });
+        const configs = [0, ...args.poolSizes];
+        const samples = new Map<number, Sample[]>(configs.map((c) => [c, []]));
+        for (const size of configs) await measure(size === 0 ? null : pools.get(size)!, task, args.warmupMs);
+        for (let round = 0; round < args.rounds; round++) {
+          for (const size of configs) samples.get(size)!.push(await measure(size === 0 ? null : pools.get(size)!, task, args.roundMs));
+        }
+        for (const size of configs) rows.push(summarize(codec, level, size, args.batchSize, samples.get(size)!));
+      }
+    }
+  } finally {
+    await Promise.all([...pools.values()].map((pool) => pool.destroy()));
+  }
+  return rows;
+}
+
+async function measure(pool: EncoderPool | null, task: (b: number) => EncodeTask, ms: number): Promise<Sample> {
+  const sample: Sample = { batches: 0, rawBytes: 0, wireBytes: 0, ms: 0, activeMs: 0, cpuMs: 0, encodeMicros: [] };
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  const deadline = start + ms;
+  if (pool === null) {
+    let b = 0;
+    while (performance.now() < deadline) {
+      const result = encodeBatch(task(b++));
+      sample.batches++;
+      sample.rawBytes += result.rawBytes;
+      sample.wireBytes += result.frame.byteLength;
+      sample.encodeMicros.push(result.encodeMicros);
+    }
+  } else {
+    const inFlight = pool.snapshot().threads * 2;
+    let b = 0;
+    await new Promise<void>((resolve) => {
+      let running = 0;
+      const submit = () => {
+        running++;
+        pool.encode(task(b++)).then((result) => {
+          running--;
+          if (performance.now() < deadline) {
+            sample.batches++;
+            sample.rawBytes += result.rawBytes;
+            sample.wireBytes += result.frame.byteLength;
+            sample.encodeMicros.push(result.encodeMicros);
+            submit();
+          } else if (running === 0) {
+            resolve();
+          }
+        }, () => {
+          running--;
+          if (running === 0) resolve();
+        });
+      };
+      for (let i = 0; i < inFlight; i++) submit();
+    });
+  }
+  // Throughput over the deadline window; the tail of in-flight batches is not counted.
+  sample.ms = Math.min(performance.now(), deadline) - start;
+  const elu = performance.eventLoopUtilization(elu0);
+  const cpu = process.cpuUsage(cpu0);
+  sample.activeMs = pool === null ? sample.ms : elu.active;
+  sample.cpuMs = (cpu.user + cpu.system) / 1000;
+  return sample;
+}
+
+function summarize(codec: 'json' | 'msgpack', level: number, poolSize: number, batchSize: number, samples: Sample[]): EncodeRow {
+  const rates = samples.map((s) => (s.batches * batchSize * 1000) / s.ms);
+  // The round with the median message rate stands for the configuration.
+  const order = rates.map((rate, i) => ({ rate, i })).sort((a, b) => a.rate - b.rate);
+  const chosen = samples[order[(order.length - 1) >> 1]!.i]!;
+  const perSec = 1000 / chosen.ms;
+  return {
+    codec,
+    level,
+    poolSize,
+    batches: chosen.batches,
+    msgsPerSec: (chosen.batches * batchSize * 1000) / chosen.ms,
+    rawMBPerSec: (chosen.rawBytes * perSec) / 2 ** 20,
+    wireMBPerSec: (chosen.wireBytes * perSec) / 2 ** 20,
+    mainUsPerBatch: chosen.batches === 0 ? Number.NaN : (chosen.activeMs * 1000) / chosen.batches,
+    encodeUsPerBatch: median(chosen.encodeMicros),
+    compressionRatio: chosen.wireBytes === 0 ? Number.NaN : chosen.rawBytes / chosen.wireBytes,
+    cpuCores: chosen.cpuMs / chosen.ms,
+    roundsMsgsPerSec: rates,
+  };
+}

@@ -1,0 +1,415 @@
+/**
+ * From raw row results to what the suite reports: one flat row per
+ * (scenario, variant, subscribers, rate, payload) with medians over repeats,
+ * ratios against seed-inline and inline-async, the producer floor, per-subscriber
+ * fan-out cost, saturation limits, encode scaling and the issue's targets.
+ */
+import type { EncodeRow } from '../encode-proc.js';
+import type { RowResult } from './orchestrate.js';
+import type { Scenario, VariantName } from './ipc.js';
+import { fmt, median } from './stats.js';
+
+/** One reported row; every number is the median over repeats. */
+export interface FlatRow {
+  scenario: Scenario;
+  variant: VariantName;
+  subscribers: number;
+  rate: number;
+  payloadKB: number;
+  repeats: number;
+  ok: boolean;
+  error: string | null;
+  elu: number;
+  /** Main-thread busy µs per published message: median over 250 ms slices of the window. */
+  busyUsPerMsg: number;
+  /** The same over the whole window. */
+  busyUsPerMsgWindow: number;
+  /** busyUsPerMsg less the producer-only floor of the same workload. */
+  netBusyUsPerMsg: number;
+  vsSeedInline: number;
+  vsInlineAsync: number;
+  netVsSeedInline: number;
+  netVsInlineAsync: number;
+  produceUsPerMsg: number;
+  publishCallUsPerMsg: number;
+  /** Main-thread CPU µs per message (Linux schedstat): busy time less preemption, plus kernel time in polls. */
+  mainCpuUsPerMsg: number;
+  /** Milliseconds per second the main thread was runnable but waiting for a CPU. */
+  mainWaitMsPerSec: number;
+  eldP50Ms: number;
+  eldP99Ms: number;
+  eldMaxMs: number;
+  stallVsInlineAsync: number;
+  cpuCores: number;
+  peakRssMB: number;
+  achievedRate: number;
+  publishedShare: number;
+  deliveredPerSec: number;
+  deliveredFraction: number;
+  latP50Ms: number;
+  latP99Ms: number;
+  latMaxMs: number;
+  latencySamples: number;
+  wireBytesPerMsg: number;
+  compressionRatio: number;
+  avgBatch: number;
+  clientElu: number;
+  clientCpuCores: number;
+  clientSaturated: boolean;
+  sustained: boolean;
+  gaps: number;
+}
+
+const NUMERIC: (keyof FlatRow)[] = [
+  'elu', 'busyUsPerMsg', 'busyUsPerMsgWindow', 'produceUsPerMsg', 'publishCallUsPerMsg', 'mainCpuUsPerMsg', 'mainWaitMsPerSec', 'eldP50Ms', 'eldP99Ms', 'eldMaxMs', 'cpuCores', 'peakRssMB',
+  'achievedRate', 'publishedShare', 'deliveredPerSec', 'deliveredFraction', 'latP50Ms', 'latP99Ms', 'latMaxMs', 'latencySamples', 'wireBytesPerMsg',
+  'compressionRatio', 'avgBatch', 'clientElu', 'clientCpuCores', 'gaps',
+];
+
+function flatten(r: RowResult): FlatRow {
+  const s = r.server;
+  const c = r.client;
+  const d = r.derived;
+  const num = (v: number | null | undefined) => (v === null || v === undefined ? Number.NaN : v);
+  return {
+    scenario: r.spec.scenario,
+    variant: r.spec.variant,
+    subscribers: r.spec.subscribers,
+    rate: r.spec.rate,
+    payloadKB: r.spec.payloadBytes / 1024,
+    repeats: 1,
+    ok: r.ok,
+    error: r.error ?? null,
+    elu: num(s?.elu),
+    busyUsPerMsg: num(s?.busyUsPerMsgMedian),
+    busyUsPerMsgWindow: num(s?.busyUsPerMsg),
+    netBusyUsPerMsg: Number.NaN,
+    vsSeedInline: Number.NaN,
+    vsInlineAsync: Number.NaN,
+    netVsSeedInline: Number.NaN,
+    netVsInlineAsync: Number.NaN,
+    produceUsPerMsg: num(s?.produceUsPerMsg),
+    publishCallUsPerMsg: num(s?.publishCallUsPerMsg),
+    mainCpuUsPerMsg: num(s?.mainCpuUsPerMsg),
+    mainWaitMsPerSec: s === undefined ? Number.NaN : (s.mainWaitMs * 1000) / s.windowMs,
+    eldP50Ms: num(s?.eldP50Ms),
+    eldP99Ms: num(s?.eldP99Ms),
+    eldMaxMs: num(s?.eldMaxMs),
+    stallVsInlineAsync: Number.NaN,
+    cpuCores: num(s?.cpuCores),
+    peakRssMB: num(s?.peakRssMB),
+    achievedRate: num(d?.achievedRate),
+    publishedShare: num(d?.publishedShare),
+    deliveredPerSec: num(d?.deliveredPerSec),
+    deliveredFraction: num(d?.deliveredFraction),
+    latP50Ms: num(c?.latP50Ms),
+    latP99Ms: num(c?.latP99Ms),
+    latMaxMs: num(c?.latMaxMs),
+    latencySamples: num(c?.latencySamples),
+    wireBytesPerMsg: num(d?.wireBytesPerMsg),
+    compressionRatio: num(d?.compressionRatio),
+    avgBatch: num(d?.avgBatch),
+    clientElu: num(c?.elu),
+    clientCpuCores: num(c?.cpuCores),
+    clientSaturated: d?.clientSaturated ?? false,
+    sustained: d?.sustained ?? false,
+    gaps: num(c?.gaps),
+  };
+}
+
+export const rowKey = (r: { scenario: string; variant: string; subscribers: number; rate: number; payloadKB: number }) =>
+  `${r.scenario}|${r.variant}|${r.subscribers}|${r.rate}|${r.payloadKB}`;
+
+/** Flattens results and folds repeats of the same row into medians. */
+export function aggregate(results: RowResult[]): FlatRow[] {
+  const groups = new Map<string, FlatRow[]>();
+  for (const result of results) {
+    const flat = flatten(result);
+    const key = rowKey(flat);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [flat]);
+    else group.push(flat);
+  }
+  const rows: FlatRow[] = [];
+  for (const group of groups.values()) {
+    const first = { ...group[0]! };
+    const ok = group.filter((g) => g.ok);
+    first.repeats = group.length;
+    first.ok = ok.length === group.length;
+    first.error = group.find((g) => g.error !== null)?.error ?? null;
+    const pool = ok.length > 0 ? ok : group;
+    for (const field of NUMERIC) {
+      const values = pool.map((g) => g[field] as number).filter((v) => Number.isFinite(v));
+      (first as unknown as Record<string, number>)[field] = values.length === 0 ? Number.NaN : median(values);
+    }
+    first.clientSaturated = group.some((g) => g.clientSaturated);
+    first.sustained = group.every((g) => g.sustained);
+    rows.push(first);
+  }
+  compare(rows);
+  return rows;
+}
+
+/** Ratios against seed-inline / inline-async and the producer floor, within the same scenario, clients, rate and payload. */
+function compare(rows: FlatRow[]): void {
+  const find = (row: FlatRow, variant: VariantName, subscribers = row.subscribers) =>
+    rows.find((r) => r.scenario === row.scenario && r.variant === variant && r.subscribers === subscribers && r.rate === row.rate && r.payloadKB === row.payloadKB);
+  for (const row of rows) {
+    const floorVariant: VariantName = row.variant === 'batchcast-pre' ? 'producer-pre' : 'producer';
+    const floor = find(row, floorVariant, 0) ?? find(row, 'producer', 0);
+    if (floor !== undefined && !row.variant.startsWith('producer')) row.netBusyUsPerMsg = row.busyUsPerMsg - floor.busyUsPerMsg;
+    const seed = find(row, 'seed-inline');
+    const async = find(row, 'inline-async');
+    if (seed !== undefined) {
+      row.vsSeedInline = row.busyUsPerMsg / seed.busyUsPerMsg;
+      row.netVsSeedInline = row.netBusyUsPerMsg / seed.netBusyUsPerMsg;
+    }
+    if (async !== undefined) {
+      row.vsInlineAsync = row.busyUsPerMsg / async.busyUsPerMsg;
+      row.netVsInlineAsync = row.netBusyUsPerMsg / async.netBusyUsPerMsg;
+      row.stallVsInlineAsync = row.eldMaxMs / async.eldMaxMs;
+    }
+  }
+}
+
+/** Per-subscriber fan-out cost: the slope of main-thread busy time between the smallest and largest client counts. */
+export interface FanoutCost {
+  variant: VariantName;
+  fromSubscribers: number;
+  toSubscribers: number;
+  /** Main-thread µs per frame written to one subscriber. */
+  usPerSubscriberFrame: number;
+  vsWriteFloor: number;
+}
+
+export function fanoutCosts(rows: FlatRow[]): FanoutCost[] {
+  const fanout = rows.filter((r) => r.scenario === 'fanout' && r.ok && r.subscribers > 0);
+  const variants = [...new Set(fanout.map((r) => r.variant))];
+  const costs: FanoutCost[] = [];
+  for (const variant of variants) {
+    const mine = fanout.filter((r) => r.variant === variant).sort((a, b) => a.subscribers - b.subscribers);
+    if (mine.length < 2) continue;
+    const low = mine[0]!;
+    const high = mine[mine.length - 1]!;
+    // busy per message × messages per frame = busy per batch; its growth per added subscriber is the per-frame cost.
+    const batch = Number.isFinite(high.avgBatch) ? (low.avgBatch + high.avgBatch) / 2 : 1;
+    costs.push({
+      variant, fromSubscribers: low.subscribers, toSubscribers: high.subscribers,
+      usPerSubscriberFrame: ((high.busyUsPerMsg - low.busyUsPerMsg) * batch) / (high.subscribers - low.subscribers),
+      vsWriteFloor: Number.NaN,
+    });
+  }
+  const floor = costs.find((c) => c.variant === 'write-floor');
+  if (floor !== undefined) for (const cost of costs) cost.vsWriteFloor = cost.usPerSubscriberFrame / floor.usPerSubscriberFrame;
+  return costs;
+}
+
+/** Highest sustained rate per variant in the saturation scenario. */
+export interface SaturationSummary {
+  variant: VariantName;
+  subscribers: number;
+  maxSustainedRate: number | null;
+  firstFailedRate: number | null;
+  /** Why the first failing step failed. */
+  reason: string;
+  steps: { rate: number; sustained: boolean; publishedShare: number; deliveredFraction: number; clientSaturated: boolean; serverElu: number; clientElu: number; latP99Ms: number }[];
+}
+
+export function saturation(rows: FlatRow[]): SaturationSummary[] {
+  const sat = rows.filter((r) => r.scenario === 'saturation');
+  const out: SaturationSummary[] = [];
+  for (const variant of [...new Set(sat.map((r) => r.variant))]) {
+    const steps = sat.filter((r) => r.variant === variant).sort((a, b) => a.rate - b.rate);
+    const passed = steps.filter((s) => s.sustained);
+    const failed = steps.filter((s) => !s.sustained);
+    const maxSustainedRate = passed.length === 0 ? null : passed[passed.length - 1]!.rate;
+    const firstFail = failed.find((s) => maxSustainedRate === null || s.rate > maxSustainedRate) ?? failed[0];
+    let reason = 'not reached';
+    if (firstFail !== undefined) {
+      const why: string[] = [];
+      if (!firstFail.ok) why.push(`error: ${firstFail.error}`);
+      if (firstFail.publishedShare < 0.98) why.push(`producer kept ${fmt(firstFail.publishedShare * 100, 0)}% of schedule (server main thread saturated)`);
+      if (firstFail.deliveredFraction < 1) why.push(`slowest client got ${fmt(firstFail.deliveredFraction * 100, 1)}% within the grace period`);
+      if (firstFail.gaps > 0) why.push(`${firstFail.gaps} sequence gaps`);
+      if (firstFail.clientSaturated) {
+        why.push(`client process saturated (ELU ${fmt(firstFail.clientElu, 2)}, CPU ${fmt(firstFail.clientCpuCores, 2)} cores${firstFail.clientCpuCores < 0.7 ? ': starved of CPU by the server threads' : ''}): the limit is at least the last sustained rate, bounded here by the clients`);
+      }
+      reason = why.join('; ') || 'failed';
+    }
+    out.push({
+      variant, subscribers: steps[0]?.subscribers ?? 0, maxSustainedRate, firstFailedRate: firstFail?.rate ?? null, reason,
+      steps: steps.map((s) => ({
+        rate: s.rate, sustained: s.sustained, publishedShare: s.publishedShare, deliveredFraction: s.deliveredFraction,
+        clientSaturated: s.clientSaturated, serverElu: s.elu, clientElu: s.clientElu, latP99Ms: s.latP99Ms,
+      })),
+    });
+  }
+  return out;
+}
+
+/** Scaling of the encode pool: speed-up and efficiency per added thread. */
+export interface ScalingRow {
+  codec: 'json' | 'msgpack';
+  level: number;
+  poolSize: number;
+  msgsPerSec: number;
+  speedup: number;
+  /** Throughput gained by this thread / throughput of one thread. */
+  addedThreadEfficiency: number;
+  /** msgs/s ÷ (poolSize × msgs/s at pool size 1). */
+  overallEfficiency: number;
+  vsInline: number;
+}
+
+export function encodeScaling(rows: EncodeRow[]): ScalingRow[] {
+  const out: ScalingRow[] = [];
+  for (const row of rows) {
+    if (row.poolSize === 0) continue;
+    const same = rows.filter((r) => r.codec === row.codec && r.level === row.level);
+    const one = same.find((r) => r.poolSize === 1);
+    const prev = same.find((r) => r.poolSize === row.poolSize - 1);
+    const inline = same.find((r) => r.poolSize === 0);
+    const base = one?.msgsPerSec ?? Number.NaN;
+    out.push({
+      codec: row.codec, level: row.level, poolSize: row.poolSize, msgsPerSec: row.msgsPerSec,
+      speedup: row.msgsPerSec / base,
+      addedThreadEfficiency: row.poolSize === 1 ? 1 : prev === undefined ? Number.NaN : (row.msgsPerSec - prev.msgsPerSec) / base,
+      overallEfficiency: row.msgsPerSec / (row.poolSize * base),
+      vsInline: inline === undefined ? Number.NaN : row.msgsPerSec / inline.msgsPerSec,
+    });
+  }
+  return out;
+}
+
+/** One of the issue's targets, met or not, with the measured ratio. */
+export interface Target {
+  id: string;
+  description: string;
+  limit: number;
+  measured: { label: string; ratio: number }[];
+  met: boolean | null;
+  note: string;
+}
+
+export function targets(rows: FlatRow[], costs: FanoutCost[], scaling: ScalingRow[]): Target[] {
+  const out: Target[] = [];
+  const fan = rows.filter((r) => r.scenario === 'fanout' && r.ok);
+  const verdict = (measured: { ratio: number }[], limit: number) =>
+    measured.length === 0 || measured.some((m) => !Number.isFinite(m.ratio)) ? null : measured.every((m) => m.ratio <= limit);
+  const busyTarget = (id: string, variant: VariantName, field: 'vsSeedInline' | 'vsInlineAsync', netField: 'netVsSeedInline' | 'netVsInlineAsync', limit: number, description: string) => {
+    const mine = fan.filter((r) => r.variant === variant).sort((a, b) => a.subscribers - b.subscribers);
+    const measured = mine.map((r) => ({ label: `${r.subscribers} clients`, ratio: r[field] }));
+    out.push({
+      id, description, limit, measured, met: verdict(measured, limit),
+      note: `judged on total main-thread busy per message (producer included); net of the producer floor: ${mine.map((r) => `${r.subscribers} clients ${fmt(r[netField], 2)}×`).join(', ') || '-'}`,
+    });
+  };
+  busyTarget('busy-objects-vs-seed', 'batchcast', 'vsSeedInline', 'netVsSeedInline', 0.5, 'main-thread busy per message, plain objects, ≤ 0.5× seed-inline');
+  busyTarget('busy-objects-vs-async', 'batchcast', 'vsInlineAsync', 'netVsInlineAsync', 0.8, 'main-thread busy per message, plain objects, ≤ 0.8× inline-async');
+  busyTarget('busy-pre-vs-seed', 'batchcast-pre', 'vsSeedInline', 'netVsSeedInline', 0.15, 'main-thread busy per message, pre-serialized input, ≤ 0.15× seed-inline');
+
+  const large = rows.filter((r) => r.scenario === 'large' && r.ok);
+  const sizes = [...new Set(large.map((r) => r.payloadKB))];
+  const size = sizes.sort((a, b) => Math.abs(a - 1024) - Math.abs(b - 1024))[0];
+  const at = large.filter((r) => r.payloadKB === size);
+  const stall = (variant: VariantName) => at.find((r) => r.variant === variant);
+  const bc = stall('batchcast');
+  const pre = stall('batchcast-pre');
+  const stallMeasured = bc === undefined ? [] : [{ label: `batchcast, ${fmt(size, 0)} KB`, ratio: bc.stallVsInlineAsync }];
+  out.push({
+    id: 'stall-large-vs-async', description: 'worst event-loop stall with ~1 MB messages ≤ 0.5× inline-async (plain objects)', limit: 0.5,
+    measured: stallMeasured, met: verdict(stallMeasured, 0.5),
+    note: pre === undefined ? '' : `pre-serialized input: ${fmt(pre.stallVsInlineAsync, 2)}× (${fmt(pre.eldMaxMs, 1)} ms vs ${fmt(stall('inline-async')?.eldMaxMs, 1)} ms)`,
+  });
+
+  const fanoutMeasured = costs.filter((c) => c.variant === 'batchcast' || c.variant === 'batchcast-pre').map((c) => ({ label: c.variant, ratio: c.vsWriteFloor }));
+  const floor = costs.find((c) => c.variant === 'write-floor');
+  out.push({
+    id: 'fanout-vs-write', description: 'per-subscriber fan-out cost within 1.15× of a raw socket.write of a prepared buffer', limit: 1.15,
+    measured: fanoutMeasured, met: verdict(fanoutMeasured, 1.15),
+    note: floor === undefined ? 'write-floor not measured' : `floor ${fmt(floor.usPerSubscriberFrame, 2)} µs per subscriber-frame; ${costs.map((c) => `${c.variant} ${fmt(c.usPerSubscriberFrame, 2)} µs`).join(', ')}`,
+  });
+
+  const added = scaling.filter((s) => s.poolSize > 1);
+  const scaleMeasured = added.map((s) => ({ label: `${s.codec} level ${s.level}, thread ${s.poolSize}`, ratio: s.addedThreadEfficiency }));
+  out.push({
+    id: 'encode-scaling', description: 'encode scaling ≥ 80% efficiency per added thread up to the core count', limit: 0.8,
+    measured: scaleMeasured,
+    met: scaleMeasured.length === 0 || scaleMeasured.some((m) => !Number.isFinite(m.ratio)) ? null : scaleMeasured.every((m) => m.ratio >= 0.8),
+    note: added.length === 0 ? 'needs at least 2 pool sizes (cores ≥ 2)' : 'efficiency = (msgs/s at n − msgs/s at n−1) ÷ msgs/s at 1',
+  });
+  return out;
+}
+
+/** Renders a right-aligned text table (first column left-aligned). */
+export function table(headers: string[], body: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '-');
+
+/** The rows table of a scenario. */
+export function rowsTable(rows: FlatRow[], scenario: Scenario): string {
+  const mine = rows.filter((r) => r.scenario === scenario);
+  const headers = [
+    'variant', 'subs', 'rate/s', 'KB', 'ELU', 'busy µs/msg', 'net µs/msg', '×seed', '×async', 'main CPU µs/msg', 'eld p50/p99/max ms', 'CPU', 'RSS MB',
+    'delivered/s', 'fraction', 'lat p50/p99 ms', 'wire B/msg', 'ratio', 'client ELU', 'note',
+  ];
+  const body = mine.map((r) => {
+    const note: string[] = [];
+    if (!r.ok) note.push(`ERROR ${r.error ?? ''}`.slice(0, 60));
+    if (r.clientSaturated) note.push('CLIENTS SATURATED (row does not count)');
+    if (r.ok && r.publishedShare < 0.98) note.push(`producer behind (${fmt(r.publishedShare * 100, 0)}%)`);
+    if (r.ok && r.subscribers > 0 && r.deliveredFraction < 1) note.push('not all delivered');
+    if (r.repeats > 1) note.push(`median of ${r.repeats}`);
+    return [
+      r.variant, String(r.subscribers), fmt(r.rate, 0), scenario === 'large' ? fmt(r.payloadKB, 0) : '', fmt(r.elu, 3), fmt(r.busyUsPerMsg, 2), fmt(r.netBusyUsPerMsg, 2),
+      x(r.vsSeedInline), x(r.vsInlineAsync), fmt(r.mainCpuUsPerMsg, 2), `${fmt(r.eldP50Ms, 1)}/${fmt(r.eldP99Ms, 1)}/${fmt(r.eldMaxMs, 1)}`, fmt(r.cpuCores, 2), fmt(r.peakRssMB, 0),
+      fmt(r.deliveredPerSec, 0), fmt(r.deliveredFraction, 4), `${fmt(r.latP50Ms, 1)}/${fmt(r.latP99Ms, 1)}`, fmt(r.wireBytesPerMsg, 1), fmt(r.compressionRatio, 2),
+      fmt(r.clientElu, 2), note.join('; '),
+    ];
+  });
+  return table(headers, body);
+}
+
+export function encodeTable(rows: EncodeRow[], scaling: ScalingRow[]): string {
+  const headers = ['codec', 'level', 'pool', 'msgs/s', 'raw MB/s', 'wire MB/s', 'main µs/batch', 'encode µs/batch', 'ratio', 'CPU', '×pool 1', 'added-thread eff.', '×inline'];
+  const body = rows.map((r) => {
+    const s = scaling.find((c) => c.codec === r.codec && c.level === r.level && c.poolSize === r.poolSize);
+    return [
+      r.codec, String(r.level), r.poolSize === 0 ? 'inline' : String(r.poolSize), fmt(r.msgsPerSec, 0), fmt(r.rawMBPerSec, 1), fmt(r.wireMBPerSec, 1),
+      fmt(r.mainUsPerBatch, 0), fmt(r.encodeUsPerBatch, 0), fmt(r.compressionRatio, 2), fmt(r.cpuCores, 2),
+      s === undefined ? '' : x(s.speedup), s === undefined ? '' : `${fmt(s.addedThreadEfficiency * 100, 0)}%`, s === undefined ? '' : x(s.vsInline),
+    ];
+  });
+  return table(headers, body);
+}
+
+export function saturationTable(summaries: SaturationSummary[]): string {
+  const headers = ['variant', 'subs', 'max sustained msgs/s', 'first failing', 'steps (rate:ok)', 'why the first failing rate failed'];
+  const body = summaries.map((s) => [
+    s.variant, String(s.subscribers), s.maxSustainedRate === null ? 'none' : fmt(s.maxSustainedRate, 0), s.firstFailedRate === null ? '-' : fmt(s.firstFailedRate, 0),
+    s.steps.map((step) => `${fmt(step.rate, 0)}:${step.sustained ? 'y' : step.clientSaturated ? 'c' : 'n'}`).join(' '), s.reason,
+  ]);
+  return table(headers, body);
+}
+
+export function fanoutCostTable(costs: FanoutCost[]): string {
+  return table(
+    ['variant', 'clients', 'µs per subscriber-frame', '×write-floor'],
+    costs.map((c) => [c.variant, `${c.fromSubscribers}→${c.toSubscribers}`, fmt(c.usPerSubscriberFrame, 2), x(c.vsWriteFloor)]),
+  );
+}
+
+export function targetsTable(list: Target[]): string {
+  return table(
+    ['target', 'limit', 'measured', 'verdict'],
+    list.map((t) => [
+      t.description, t.id === 'encode-scaling' ? `≥ ${fmt(t.limit * 100, 0)}%` : `≤ ${t.limit}×`,
+      t.measured.map((m) => `${m.label}: ${t.id === 'encode-scaling' ? `${fmt(m.ratio * 100, 0)}%` : x(m.ratio)}`).join(', ') || '-',
+      t.met === null ? 'not measured' : t.met ? 'MET' : 'NOT MET',
+    ]),
+  );
+}
