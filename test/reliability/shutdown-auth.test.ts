@@ -106,7 +106,7 @@ describe('graceful shutdown', () => {
 
 describe('heartbeats', () => {
   it('terminates a client that stops answering pings and keeps the ones that answer', async () => {
-    const { broadcaster, url } = await resources.start({ heartbeatIntervalMs: 100 });
+    const { broadcaster, url } = await resources.start({ heartbeatIntervalMs: 250 });
     const answering = await resources.client(url, ['feed']);
     let pings = 0;
     answering.ws.on('ping', () => pings++);
