@@ -7,11 +7,14 @@
  * processes hits all of them alike; the median round is reported.
  */
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { deflateRawSync } from 'node:zlib';
+import { Packr } from 'msgpackr';
 import { encodeBatch } from '../src/encode/encode-batch.js';
 import { EncoderPool } from '../src/encode/pool.js';
 import type { EncodeTask } from '../src/encode/task.js';
 import { toParent } from './lib/ipc.js';
-import { median } from './lib/stats.js';
+import { mainThreadSched, median } from './lib/stats.js';
 import { makeWorkload, type Shape } from './lib/workload.js';
 
 export interface EncodeArgs {
@@ -49,10 +52,18 @@ export interface EncodeRow {
 
 const DISTINCT = 16;
 
+/** Main-thread cost of one step for one batch (median µs over interleaved samples). */
+export interface CostRow {
+  step: string;
+  usPerBatch: number;
+  usPerMsg: number;
+}
+
 process.on('message', (args: EncodeArgs) => {
   run(args).then(
-    (rows) => {
-      toParent({ type: 'encode', rows });
+    async (rows) => {
+      const costs = await costModel(args);
+      toParent({ type: 'encode', rows, costs });
       setTimeout(() => process.exit(0), 20);
     },
     (error: unknown) => {
@@ -172,4 +183,68 @@ function summarize(codec: 'json' | 'msgpack', level: number, poolSize: number, b
     cpuCores: chosen.cpuMs / chosen.ms,
     roundsMsgsPerSec: rates,
   };
+}
+
+/**
+ * The cost model behind the fan-out numbers, measured in this run: what each step
+ * a server can do with one batch costs the main thread. postMessage rows post to
+ * an idle worker that drops the message, so they time serialization on this thread
+ * only; the EncoderPool rows are batchcast's whole hand-off (sync part, then main
+ * CPU for the round trip including the result), one batch at a time.
+ */
+async function costModel(args: EncodeArgs): Promise<CostRow[]> {
+  const n = args.batchSize;
+  const workload = makeWorkload(args.shape, args.rows);
+  const packr = new Packr({ useRecords: false });
+  const sink = new Worker("require('node:worker_threads').parentPort.on('message', () => {})", { eval: true });
+  const pool = new EncoderPool({ poolSize: 1, maxQueue: 4, encodeTimeoutMs: 60_000 });
+  const samples = args.rounds * 40;
+  let seq = 0;
+  const objects = () => Array.from({ length: n }, () => workload.object(seq++, 1732550000000.125 + seq));
+  const strings = () => Array.from({ length: n }, () => workload.json(seq++, 1732550000000.125 + seq));
+  const body = Buffer.from(JSON.stringify(objects()));
+  const task = (items: unknown[], serialized: true | null): EncodeTask => ({
+    codec: 'json', compressionThreshold: args.threshold, compressionLevel: 6, maxMessageBytes: 64 * 2 ** 20, validateSerialized: true, channel: 'bench', items, serialized,
+  });
+  const cpuUs = () => (mainThreadSched()?.runNs ?? performance.now() * 1e6) / 1000;
+  const steps: [string, () => Promise<number> | number][] = [
+    ['make messages (objects, producer)', () => time(() => objects())],
+    ['make messages (JSON text, producer)', () => time(() => strings())],
+    ['JSON.stringify(batch)', () => { const b = objects(); return time(() => JSON.stringify(b)); }],
+    ['msgpackr pack(batch)', () => { const b = objects(); return time(() => packr.pack(b)); }],
+    ['postMessage(objects) to a worker', () => { const b = objects(); return time(() => sink.postMessage(b)); }],
+    ['postMessage(JSON texts) to a worker', () => { const b = strings(); return time(() => sink.postMessage(b)); }],
+    ...args.levels.map((level): [string, () => number] => [`deflateRawSync level ${level} (JSON body)`, () => time(() => deflateRawSync(body, { level }))]),
+    ['EncoderPool.encode(objects): sync part', () => { const b = objects(); return time(() => void pool.encode(task(b, null))); }],
+    ['EncoderPool.encode(JSON texts): sync part', () => { const b = strings(); return time(() => void pool.encode(task(b, true))); }],
+    ['EncoderPool.encode(objects): main CPU, round trip', async () => { const b = objects(); const c0 = cpuUs(); await pool.encode(task(b, null)); return cpuUs() - c0; }],
+    ['EncoderPool.encode(JSON texts): main CPU, round trip', async () => { const b = strings(); const c0 = cpuUs(); await pool.encode(task(b, true)); return cpuUs() - c0; }],
+  ];
+  const results = new Map<string, number[]>(steps.map(([name]) => [name, []]));
+  try {
+    for (let i = 0; i < samples + 5; i++) {
+      for (const [name, step] of steps) {
+        // A full collection first (encode-proc runs with --expose-gc), so no step pays for another's garbage.
+        (globalThis as { gc?: () => void }).gc?.();
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        const us = await step();
+        if (i >= 5) results.get(name)!.push(us);
+        // Let the worker and the pool go idle between samples, as between batches.
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    }
+  } finally {
+    await pool.destroy();
+    await sink.terminate();
+  }
+  return steps.map(([name]) => {
+    const us = median(results.get(name)!);
+    return { step: name, usPerBatch: us, usPerMsg: us / n };
+  });
+}
+
+function time(fn: () => unknown): number {
+  const t0 = performance.now();
+  fn();
+  return (performance.now() - t0) * 1000;
 }

@@ -25,12 +25,13 @@ import {
   rowsTable,
   saturation,
   saturationTable,
+  table,
   targets,
   targetsTable,
 } from './lib/report.js';
 import { duration, fmt } from './lib/stats.js';
 import { rowsFor } from './lib/workload.js';
-import type { EncodeRow } from './encode-proc.js';
+import type { CostRow, EncodeRow } from './encode-proc.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -129,6 +130,7 @@ async function main(): Promise<void> {
   const rowsPlan = planRows(opts);
   const rowsResults: RowResult[] = [];
   let encodeRows: EncodeRow[] = [];
+  let costRows: CostRow[] = [];
   const satResults: RowResult[] = [];
   const remaining = (fromRow: number) =>
     rowsPlan.slice(fromRow).reduce((sum, s) => sum + rowMs(s), 0) +
@@ -148,10 +150,10 @@ async function main(): Promise<void> {
   if (opts.scenarios.includes('encode')) {
     progress(`encode-only: pools ${opts.encodePools.join(',')} + inline, ${opts.encodeCodecs.join('/')}, levels ${opts.encodeLevels.join('/')}`, remaining(rowsPlan.length));
     try {
-      encodeRows = await runEncode({
+      ({ rows: encodeRows, costs: costRows } = await runEncode({
         poolSizes: opts.encodePools, codecs: opts.encodeCodecs, levels: opts.encodeLevels, batchSize: opts.batchSize, shape: opts.shape, rows: 0,
         warmupMs: opts.profile === 'smoke' ? 20 : 150, roundMs: opts.encodeRoundMs, rounds: opts.encodeRounds, threshold: opts.compressionThreshold,
-      });
+      }));
     } catch (error) {
       process.stderr.write(`  encode scenario failed: ${(error as Error).message}\n`);
     }
@@ -219,10 +221,10 @@ async function main(): Promise<void> {
       sustained: 'producer kept >= 98% of its schedule, every client received every message in order within the grace period, clients not saturated',
     },
   };
-  const results = { meta, options: opts, rows, fanoutCosts: costs, encode: encodeRows, encodeScaling: scaling, saturation: sat, targets: goals, raw: [...rowsResults, ...satResults] };
+  const results = { meta, options: opts, rows, fanoutCosts: costs, encode: encodeRows, encodeScaling: scaling, costModel: costRows, saturation: sat, targets: goals, raw: [...rowsResults, ...satResults] };
 
   const subtitle = `${meta.cores} cores · ${meta.cpuModel} · node ${meta.node} · ${opts.profile} · ${meta.date.slice(0, 16)}Z`;
-  const text = renderText(opts, rows, costs, encodeRows, scaling, sat, goals, meta);
+  const text = renderText(opts, rows, costs, encodeRows, scaling, costRows, sat, goals, meta);
   process.stdout.write(text);
 
   await mkdir(opts.out, { recursive: true });
@@ -245,7 +247,7 @@ async function main(): Promise<void> {
 
 function renderText(
   o: BenchOptions, rows: ReturnType<typeof aggregate>, costs: ReturnType<typeof fanoutCosts>, encodeRows: EncodeRow[], scaling: ReturnType<typeof encodeScaling>,
-  sat: ReturnType<typeof saturation>, goals: ReturnType<typeof targets>, meta: { date: string; node: string; cores: number; cpuModel: string; loadavgBefore: number[] },
+  costRows: CostRow[], sat: ReturnType<typeof saturation>, goals: ReturnType<typeof targets>, meta: { date: string; node: string; cores: number; cpuModel: string; loadavgBefore: number[] },
 ): string {
   const parts: string[] = [];
   parts.push(`batchcast bench · ${o.profile} · ${meta.date} · node ${meta.node} · ${meta.cores} cores (${meta.cpuModel}) · load before ${meta.loadavgBefore.map((l) => l.toFixed(2)).join(' ')}`);
@@ -255,6 +257,12 @@ function renderText(
   if (costs.length > 0) parts.push(`\n== Per-subscriber fan-out cost (slope of main-thread busy per batch) ==\n${fanoutCostTable(costs)}`);
   if (rows.some((r) => r.scenario === 'large')) parts.push(`\n== Large payloads: snapshots at ${o.largeRate}/s to ${o.largeClients} clients ==\n${rowsTable(rows, 'large')}`);
   if (encodeRows.length > 0) parts.push(`\n== Encode only (no sockets), batches of ${o.batchSize} ${o.shape} messages ==\n${encodeTable(encodeRows, scaling)}`);
+  if (costRows.length > 0) {
+    parts.push(`\n== Cost model: main-thread µs for one batch of ${o.batchSize} ${o.shape} messages (median; the bounds behind the fan-out rows) ==\n${table(
+      ['step', 'µs / batch', 'µs / msg'],
+      costRows.map((c) => [c.step, fmt(c.usPerBatch, 0), fmt(c.usPerMsg, 3)]),
+    )}`);
+  }
   if (sat.length > 0) parts.push(`\n== Saturation: ${o.satClients} clients, rate doubled from ${fmt(o.satStart, 0)} (y = sustained, n = not, c = clients saturated) ==\n${saturationTable(sat)}`);
   if (rows.some((r) => r.scenario === 'saturation')) parts.push(`\n-- saturation steps --\n${rowsTable(rows, 'saturation')}`);
   parts.push(`\n== Targets ==\n${targetsTable(goals)}`);

@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { EncodeArgs, EncodeRow } from '../encode-proc.js';
+import type { CostRow, EncodeArgs, EncodeRow } from '../encode-proc.js';
 import {
   VARIANT_INFO,
   nextMessage,
@@ -152,14 +152,14 @@ function derive(spec: RowSpec, server: ServerReport, client: ClientReport | unde
   };
 }
 
-/** Runs the encode-only scenario in its own process. */
-export async function runEncode(args: EncodeArgs): Promise<EncodeRow[]> {
-  const child = spawn(ENCODE_PROC);
+/** Runs the encode-only scenario (and the cost model) in its own process. */
+export async function runEncode(args: EncodeArgs): Promise<{ rows: EncodeRow[]; costs: CostRow[] }> {
+  const child = spawn(ENCODE_PROC, ['--expose-gc']);
   try {
     child.send(args);
     const budget = (args.codecs.length * args.levels.length * (args.poolSizes.length + 1) * (args.roundMs * args.rounds + args.warmupMs)) + 60_000;
-    const message = await nextMessage<{ type: string; rows?: EncodeRow[] }>(child, (m) => m.type === 'encode', budget, 'encode scenario');
-    return message.rows ?? [];
+    const message = await nextMessage<{ type: string; rows?: EncodeRow[]; costs?: CostRow[] }>(child, (m) => m.type === 'encode', budget + 120_000, 'encode scenario');
+    return { rows: message.rows ?? [], costs: message.costs ?? [] };
   } finally {
     stop(child);
   }
