@@ -325,16 +325,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#batcher.flushAll(true);
     await withDeadline(this.#settled(), deadline);
     this.#batcher.clear();
-    await withDeadline(this.#drained(), deadline);
-    const closed = [...this.#connections].map(
-      (connection) => new Promise<void>((resolve) => {
-        if (connection.ws.readyState === WebSocket.CLOSED) return resolve();
-        connection.ws.once('close', () => resolve());
-        connection.ws.close(1001, 'server shutting down');
-      }),
-    );
-    await withDeadline(Promise.all(closed), deadline);
-    for (const connection of this.#connections) connection.ws.terminate();
+    // Each client is closed as soon as its own socket has flushed, so one stalled reader cannot use up the others' time.
+    await Promise.all([...this.#connections].map((connection) => this.#closeWhenFlushed(connection, deadline)));
     await this.#pool.destroy();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
     if (this.#ownServer !== null) {
@@ -347,11 +339,14 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
-  async #drained(): Promise<void> {
-    const pending = [...this.#connections]
-      .filter((connection) => connection.ws.readyState === WebSocket.OPEN && connection.socket.writableLength > 0)
-      .map((connection) => whenFlushed(connection));
-    await Promise.all(pending);
+  async #closeWhenFlushed(connection: Connection, deadline: number): Promise<void> {
+    if (connection.ws.readyState === WebSocket.OPEN) await withDeadline(whenFlushed(connection), deadline);
+    if (connection.ws.readyState !== WebSocket.CLOSED) {
+      const closed = new Promise<void>((resolve) => connection.ws.once('close', () => resolve()));
+      connection.ws.close(1001, 'server shutting down');
+      await withDeadline(closed, deadline);
+    }
+    connection.ws.terminate();
   }
 
   readonly #encode = (batch: Batch): void => {
