@@ -7,7 +7,7 @@
  * schedules rows and writes results (stdout table, JSON, SVG charts).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -126,6 +126,15 @@ async function main(): Promise<void> {
     return;
   }
   const opts = o;
+  if (opts.chartsFrom !== null) {
+    const saved = JSON.parse(await readFile(opts.chartsFrom, 'utf8')) as { meta: { cores: number; cpuModel: string; node: string; profile: string; date: string }; rows: Parameters<typeof writeCharts>[1]; encode: EncodeRow[]; saturation: Parameters<typeof writeCharts>[3] };
+    // JSON keeps NaN as null: turn them back into NaN for the chart filters.
+    const rows = saved.rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v === null && k !== 'error' ? Number.NaN : v]))) as typeof saved.rows;
+    const m = saved.meta;
+    const names = await writeCharts(opts.out, rows, saved.encode, saved.saturation, `${m.cores} cores · ${m.cpuModel} · node ${m.node} · ${m.profile} · ${m.date.slice(0, 16)}Z`);
+    process.stderr.write(`[bench] charts: ${names.map((n) => join(resolve(opts.out), n)).join(', ')}\n`);
+    return;
+  }
   const loadBefore = loadavg();
   const rowsPlan = planRows(opts);
   const rowsResults: RowResult[] = [];

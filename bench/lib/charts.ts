@@ -25,10 +25,6 @@ async function render(spec: TopLevelSpec): Promise<string> {
   return svg;
 }
 
-function finite(value: number): number | null {
-  return Number.isFinite(value) ? value : null;
-}
-
 /** Writes every chart the run has data for into `dir`; returns the file names. */
 export async function writeCharts(dir: string, rows: FlatRow[], encode: EncodeRow[], saturation: SaturationSummary[], subtitle: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
@@ -42,46 +38,48 @@ export async function writeCharts(dir: string, rows: FlatRow[], encode: EncodeRo
   const subsCounts = [...new Set(fanout.filter((r) => r.subscribers > 0).map((r) => r.subscribers))].sort((a, b) => a - b);
   if (fanout.length > 0 && subsCounts.length > 0) {
     // Producer floors have no clients: show them in every client-count panel.
-    const busy = fanout.flatMap((r) =>
-      (r.subscribers === 0 ? subsCounts : [r.subscribers]).map((subscribers) => ({
-        variant: r.variant, clients: `${subscribers} clients`, busy: finite(r.busyUsPerMsg), group: group(r.variant), label: Number.isFinite(r.busyUsPerMsg) ? r.busyUsPerMsg.toFixed(2) : '',
-      })),
-    );
+    const raw = fanout.flatMap((r) =>
+      (r.subscribers === 0 ? subsCounts : [r.subscribers]).map((subscribers) => ({ variant: r.variant, subscribers, busy: r.busyUsPerMsg })),
+    ).filter((d) => Number.isFinite(d.busy));
+    // naive is orders of magnitude off the scale: clip its bar and print its value.
+    const cap = 1.3 * Math.max(...raw.filter((d) => d.variant !== 'naive').map((d) => d.busy), 1);
+    const busy = raw.map((d) => ({
+      variant: d.variant, clients: `${d.subscribers} clients`, group: group(d.variant),
+      bar: Math.min(d.busy, cap), label: d.busy > cap ? `${d.busy.toFixed(0)} (clipped)` : d.busy.toFixed(2),
+    }));
     await save('busy-per-message.svg', {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: { text: 'Main-thread busy time per published message (lower is better)', subtitle },
+      title: { text: 'Main-thread busy time per published message (event-loop utilization; lower is better)', subtitle },
       data: { values: busy },
       facet: { column: { field: 'clients', type: 'nominal', title: null, sort: subsCounts.map((s) => `${s} clients`) } },
       spec: {
         width: 330, height: 260,
         layer: [
-          { mark: 'bar', encoding: { x: { field: 'variant', type: 'nominal', sort: [...ORDER], title: null, axis: { labelAngle: -40 } }, y: { field: 'busy', type: 'quantitative', title: 'µs per message' }, color: { field: 'group', type: 'nominal', scale: COLORS, title: null } } },
-          { mark: { type: 'text', dy: -6, fontSize: 9 }, encoding: { x: { field: 'variant', type: 'nominal', sort: [...ORDER] }, y: { field: 'busy', type: 'quantitative' }, text: { field: 'label' } } },
+          { mark: 'bar', encoding: { x: { field: 'variant', type: 'nominal', sort: [...ORDER], title: null, axis: { labelAngle: -40 } }, y: { field: 'bar', type: 'quantitative', title: 'µs per message', scale: { domain: [0, cap] } }, color: { field: 'group', type: 'nominal', scale: COLORS, title: null } } },
+          { mark: { type: 'text', dy: -6, fontSize: 9 }, encoding: { x: { field: 'variant', type: 'nominal', sort: [...ORDER] }, y: { field: 'bar', type: 'quantitative' }, text: { field: 'label' } } },
         ],
       },
       config: CONFIG,
     } as TopLevelSpec);
 
-    const latency = fanout.filter((r) => r.subscribers > 0).flatMap((r) => [
-      { variant: r.variant, clients: `${r.subscribers} clients`, percentile: 'p50', ms: finite(r.latP50Ms), saturated: r.clientSaturated },
-      { variant: r.variant, clients: `${r.subscribers} clients`, percentile: 'p99', ms: finite(r.latP99Ms), saturated: r.clientSaturated },
-    ]).filter((d) => d.ms !== null && d.ms > 0);
+    const latency = fanout
+      .filter((r) => r.subscribers > 0 && Number.isFinite(r.latP50Ms) && Number.isFinite(r.latP99Ms))
+      .map((r) => ({ variant: r.variant, clients: `${r.subscribers} clients`, p50: Math.max(0.01, r.latP50Ms), p99: Math.max(0.01, r.latP99Ms), saturated: r.clientSaturated || r.deliveredFraction < 1 }));
     if (latency.length > 0) {
+      const x = { field: 'variant', type: 'nominal', sort: [...ORDER], title: null, axis: { labelAngle: -40 } } as const;
+      const opacity = { condition: { test: 'datum.saturated', value: 0.3 }, value: 1 };
       await save('latency.svg', {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        title: { text: 'Publish → receive latency (log scale; faded: client process saturated, row does not count)', subtitle },
+        title: { text: 'Publish → receive latency, p50 (dot) to p99 (bar end), log scale', subtitle: `${subtitle} · faded: clients saturated or not all delivered (row does not count)` },
         data: { values: latency },
         facet: { column: { field: 'clients', type: 'nominal', title: null, sort: subsCounts.map((s) => `${s} clients`) } },
         spec: {
           width: 330, height: 260,
-          mark: 'bar',
-          encoding: {
-            x: { field: 'variant', type: 'nominal', sort: [...ORDER], title: null, axis: { labelAngle: -40 } },
-            xOffset: { field: 'percentile', type: 'nominal' },
-            y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'ms' },
-            color: { field: 'percentile', type: 'nominal', scale: { range: ['#6baed6', '#08519c'] }, title: null },
-            opacity: { condition: { test: 'datum.saturated', value: 0.3 }, value: 1 },
-          },
+          layer: [
+            { mark: { type: 'rule', strokeWidth: 3, color: '#08519c' }, encoding: { x, y: { field: 'p50', type: 'quantitative', scale: { type: 'log' }, title: 'ms (log)' }, y2: { field: 'p99' }, opacity } },
+            { mark: { type: 'point', filled: true, size: 70, color: '#6baed6' }, encoding: { x, y: { field: 'p50', type: 'quantitative' }, opacity } },
+            { mark: { type: 'tick', color: '#08519c', thickness: 2 }, encoding: { x, y: { field: 'p99', type: 'quantitative' }, opacity } },
+          ],
         },
         config: CONFIG,
       } as TopLevelSpec);
@@ -99,7 +97,7 @@ export async function writeCharts(dir: string, rows: FlatRow[], encode: EncodeRo
       spec: {
         width: 300, height: 260,
         layer: [
-          { mark: { type: 'line', point: true }, encoding: { x: { field: 'pool', type: 'ordinal', sort: poolOrder, title: 'pool size' }, y: { field: 'msgs', type: 'quantitative', title: 'messages / s' }, color: { field: 'level', type: 'nominal', title: 'deflate' } } },
+          { mark: { type: 'line', point: true }, encoding: { x: { field: 'pool', type: 'ordinal', sort: poolOrder, title: 'pool size', axis: { labelAngle: 0 } }, y: { field: 'msgs', type: 'quantitative', title: 'messages / s' }, color: { field: 'level', type: 'nominal', title: 'deflate' } } },
         ],
       },
       config: CONFIG,

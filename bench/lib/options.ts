@@ -1,5 +1,6 @@
 /** Command line of `node dist/bench/run.js`: flags, the quick / full / smoke profiles, and validation. */
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PRESETS, type PresetName } from '../../src/config.js';
 import { VARIANTS, type Scenario, type VariantName } from './ipc.js';
@@ -48,6 +49,8 @@ export interface BenchOptions {
   encodeRounds: number;
   out: string;
   charts: boolean;
+  /** Re-render the charts of an earlier results JSON into --out, and run nothing. */
+  chartsFrom: string | null;
 }
 
 export const HELP = `batchcast benchmark suite: batchcast next to the servers you would write instead.
@@ -92,6 +95,7 @@ Measurement:
   --probes N             clients per row that decode everything and measure latency (default 2)
   --out DIR              results directory (default bench/results)
   --no-charts            skip the SVG charts
+  --charts-from FILE     only re-render the charts of a results JSON into --out (default: next to FILE)
   -h, --help             this text
 `;
 
@@ -147,6 +151,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       probes: { type: 'string' },
       out: { type: 'string' },
       'no-charts': { type: 'boolean' },
+      'charts-from': { type: 'string' },
     },
   });
   if (values.help === true) return null;
@@ -195,6 +200,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     encodeRounds: 2,
     out: defaultOut,
     charts: true,
+    chartsFrom: null,
   };
   if (profile === 'full') {
     Object.assign(o, {
@@ -254,6 +260,10 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values['tick-ms'] !== undefined) o.tickMs = int(values['tick-ms'], 'tick-ms', 1);
   if (values['eld-resolution'] !== undefined) o.eldResolutionMs = int(values['eld-resolution'], 'eld-resolution', 1);
   if (values.probes !== undefined) o.probes = int(values.probes, 'probes', 1);
+  if (values['charts-from'] !== undefined) {
+    o.chartsFrom = values['charts-from'];
+    if (values.out === undefined) o.out = dirname(o.chartsFrom);
+  }
   if (values.out !== undefined) o.out = values.out;
   if (values['no-charts'] === true) o.charts = false;
   if (o.shape === 'snapshot') throw new Error('--shape snapshot is the large scenario\'s shape; use --large-sizes');
