@@ -28,10 +28,8 @@ import { writeFirstSeq } from './protocol/envelope.js';
 import { Batcher, type Batch } from './publish/batcher.js';
 import { Connection } from './server/connection.js';
 import { channelsFromUrl, parseControl } from './server/control.js';
+import { admitUpgrade, rejectUpgrade, type AuthorizeResult, type UpgradeVerdict } from './server/upgrade-gate.js';
 import { RateMeter, SampleRing } from './stats.js';
-
-/** Result of `authorize`: accept (`true` or an identity object) or reject (`false` → 401, or 401/403). */
-export type AuthorizeResult = boolean | 401 | 403 | object | null | undefined;
 
 /** Options of {@link createBroadcaster}: where to listen, hooks, and every tunable of {@link ConfigOptions}. */
 export interface BroadcasterOptions extends ConfigOptions {
@@ -47,7 +45,7 @@ export interface BroadcasterOptions extends ConfigOptions {
   path?: string;
   /** Accepted `Origin` headers; requests from other origins get 403. Default: any origin. */
   allowedOrigins?: string[];
-  /** Decides on each upgrade request, before the WebSocket is accepted. */
+  /** Decides on each upgrade request, before the WebSocket is accepted (see {@link AuthorizeResult}). */
   authorize?: (request: IncomingMessage) => AuthorizeResult | Promise<AuthorizeResult>;
   /** Decides each subscription; a refusal reaches the client as an error notice. */
   canSubscribe?: (connection: Connection, channel: string) => boolean;
@@ -408,34 +406,16 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   };
 
   async #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { path, allowedOrigins, authorize } = this.#options;
-    if (this.#closing !== null) return this.#reject(socket, 503, 'server shutting down');
-    if (path !== undefined && pathname(request.url) !== path) return this.#reject(socket, 404, 'no WebSocket endpoint at this path');
-    if (allowedOrigins !== undefined && !allowedOrigins.includes(request.headers.origin ?? '')) {
-      return this.#reject(socket, 403, 'origin not allowed');
-    }
-    let identity: unknown = undefined;
-    if (authorize !== undefined) {
-      let verdict: AuthorizeResult;
-      try {
-        verdict = await authorize(request);
-      } catch {
-        verdict = false;
-      }
-      if (verdict === 403) return this.#reject(socket, 403, 'forbidden');
-      if (verdict === false || verdict === 401 || verdict === null || verdict === undefined) return this.#reject(socket, 401, 'unauthorized');
-      if (typeof verdict === 'object') identity = verdict;
+    const verdict: UpgradeVerdict = this.#closing !== null
+      ? { accept: false, status: 503, reason: 'server shutting down' }
+      : await admitUpgrade(request, this.#options);
+    if (!verdict.accept) {
+      this.#counters.upgradesRejected++;
+      rejectUpgrade(socket, verdict.status, verdict.reason);
+      return;
     }
     if (socket.destroyed) return;
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#wss.emit('connection', ws, request, identity));
-  }
-
-  #reject(socket: Duplex, status: number, reason: string): void {
-    this.#counters.upgradesRejected++;
-    if (socket.writable) {
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\n\r\n${reason}`);
-    }
-    socket.destroy();
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#wss.emit('connection', ws, request, verdict.identity));
   }
 
   readonly #onConnection = (ws: WebSocket, request: IncomingMessage, identity: unknown): void => {
@@ -534,12 +514,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
 /** Creates a broadcaster; see {@link BroadcasterOptions}. Throws `InvalidConfigError` for bad settings. */
 export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   return new Broadcaster(options);
-}
-
-function pathname(url: string | undefined): string {
-  if (url === undefined) return '/';
-  const query = url.indexOf('?');
-  return query === -1 ? url : url.slice(0, query);
 }
 
 async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {

@@ -1,6 +1,7 @@
 /** batchcast: high-rate WebSocket broadcasting with worker-encoded batches. */
 export { Broadcaster, createBroadcaster } from './broadcaster.js';
-export type { AuthorizeResult, BroadcasterEvents, BroadcasterOptions } from './broadcaster.js';
+export type { BroadcasterEvents, BroadcasterOptions } from './broadcaster.js';
+export type { AuthorizeResult } from './server/upgrade-gate.js';
 export { PRESETS, SETTINGS, resolveConfig } from './config.js';
 export type { ConfigOptions, PresetName, ResolvedConfig, SlowClientPolicy } from './config.js';
 export type { WorkerFault, FaultKind } from './encode/pool.js';

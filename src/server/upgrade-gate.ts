@@ -1,0 +1,53 @@
+/**
+ * The checks an HTTP upgrade request passes before the WebSocket is accepted:
+ * path, origin allowlist, then the application's `authorize` hook.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** Result of `authorize`: accept (`true` or an identity object) or reject (`false` → 401, or 401/403). */
+export type AuthorizeResult = boolean | 401 | 403 | object | null | undefined;
+
+export interface UpgradeGateOptions {
+  path?: string;
+  allowedOrigins?: string[];
+  authorize?: (request: IncomingMessage) => AuthorizeResult | Promise<AuthorizeResult>;
+}
+
+/** Accept with the identity `authorize` returned, or reject with an HTTP status. */
+export type UpgradeVerdict = { accept: true; identity: unknown } | { accept: false; status: number; reason: string };
+
+/** Decides on an upgrade request. A throwing `authorize` rejects with 401. */
+export async function admitUpgrade(request: IncomingMessage, options: UpgradeGateOptions): Promise<UpgradeVerdict> {
+  const { path, allowedOrigins, authorize } = options;
+  if (path !== undefined && pathname(request.url) !== path) return { accept: false, status: 404, reason: 'no WebSocket endpoint at this path' };
+  if (allowedOrigins !== undefined && !allowedOrigins.includes(request.headers.origin ?? '')) {
+    return { accept: false, status: 403, reason: 'origin not allowed' };
+  }
+  if (authorize === undefined) return { accept: true, identity: undefined };
+  let verdict: AuthorizeResult;
+  try {
+    verdict = await authorize(request);
+  } catch {
+    verdict = false;
+  }
+  if (verdict === 403) return { accept: false, status: 403, reason: 'forbidden' };
+  if (verdict === false || verdict === 401 || verdict === null || verdict === undefined) return { accept: false, status: 401, reason: 'unauthorized' };
+  return { accept: true, identity: typeof verdict === 'object' ? verdict : undefined };
+}
+
+/** Answers the upgrade request with a plain HTTP error and closes the socket once it is sent. */
+export function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\n\r\n${reason}`);
+}
+
+function pathname(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
