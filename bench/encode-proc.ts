@@ -11,7 +11,8 @@ import { Worker } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { encodeBatch } from '../src/encode/encode-batch.js';
-import { EncoderPool } from '../src/encode/pool.js';
+import { Piscina } from 'piscina';
+import { EncoderPool, defaultWorkerFilename } from '../src/encode/pool.js';
 import type { EncodeTask } from '../src/encode/task.js';
 import { toParent } from './lib/ipc.js';
 import { mainThreadSched, median } from './lib/stats.js';
@@ -198,6 +199,8 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
   const packr = new Packr({ useRecords: false });
   const sink = new Worker("require('node:worker_threads').parentPort.on('message', () => {})", { eval: true });
   const pool = new EncoderPool({ poolSize: 1, maxQueue: 4, encodeTimeoutMs: 60_000 });
+  // The same worker under a bare Piscina (no timeout, no retry): separates Piscina's share of the hand-off from EncoderPool's.
+  const piscina = new Piscina<EncodeTask, unknown>({ filename: defaultWorkerFilename(), minThreads: 1, maxThreads: 1, concurrentTasksPerWorker: 1 });
   const samples = args.rounds * 40;
   let seq = 0;
   const objects = () => Array.from({ length: n }, () => workload.object(seq++, 1732550000000.125 + seq));
@@ -215,8 +218,9 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
     ['postMessage(objects) to a worker', () => { const b = objects(); return time(() => sink.postMessage(b)); }],
     ['postMessage(JSON texts) to a worker', () => { const b = strings(); return time(() => sink.postMessage(b)); }],
     ...args.levels.map((level): [string, () => number] => [`deflateRawSync level ${level} (JSON body)`, () => time(() => deflateRawSync(body, { level }))]),
-    ['EncoderPool.encode(objects): sync part', () => { const b = objects(); return time(() => void pool.encode(task(b, null))); }],
-    ['EncoderPool.encode(JSON texts): sync part', () => { const b = strings(); return time(() => void pool.encode(task(b, true))); }],
+    ['Piscina.run(objects): sync part', () => { const b = objects(); return syncPart(() => piscina.run(task(b, null))); }],
+    ['EncoderPool.encode(objects): sync part', () => { const b = objects(); return syncPart(() => pool.encode(task(b, null))); }],
+    ['EncoderPool.encode(JSON texts): sync part', () => { const b = strings(); return syncPart(() => pool.encode(task(b, true))); }],
     ['EncoderPool.encode(objects): main CPU, round trip', async () => { const b = objects(); const c0 = cpuUs(); await pool.encode(task(b, null)); return cpuUs() - c0; }],
     ['EncoderPool.encode(JSON texts): main CPU, round trip', async () => { const b = strings(); const c0 = cpuUs(); await pool.encode(task(b, true)); return cpuUs() - c0; }],
   ];
@@ -235,12 +239,22 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
     }
   } finally {
     await pool.destroy();
+    await piscina.destroy();
     await sink.terminate();
   }
   return steps.map(([name]) => {
     const us = median(results.get(name)!);
     return { step: name, usPerBatch: us, usPerMsg: us / n };
   });
+}
+
+/** Times the synchronous part of starting `start`, then waits for it to finish (so no step overlaps the next). */
+async function syncPart(start: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  const done = start();
+  const us = (performance.now() - t0) * 1000;
+  await done;
+  return us;
 }
 
 function time(fn: () => unknown): number {

@@ -30,6 +30,9 @@ export interface FlatRow {
   vsInlineAsync: number;
   netVsSeedInline: number;
   netVsInlineAsync: number;
+  /** mainCpuUsPerMsg ratios: the same comparison on main-thread CPU time instead of event-loop busy time. */
+  cpuVsSeedInline: number;
+  cpuVsInlineAsync: number;
   produceUsPerMsg: number;
   publishCallUsPerMsg: number;
   /** Main-thread CPU µs per message (Linux schedstat): busy time less preemption, plus kernel time in polls. */
@@ -88,6 +91,8 @@ function flatten(r: RowResult): FlatRow {
     vsInlineAsync: Number.NaN,
     netVsSeedInline: Number.NaN,
     netVsInlineAsync: Number.NaN,
+    cpuVsSeedInline: Number.NaN,
+    cpuVsInlineAsync: Number.NaN,
     produceUsPerMsg: num(s?.produceUsPerMsg),
     publishCallUsPerMsg: num(s?.publishCallUsPerMsg),
     mainCpuUsPerMsg: num(s?.mainCpuUsPerMsg),
@@ -163,10 +168,12 @@ function compare(rows: FlatRow[]): void {
     if (seed !== undefined) {
       row.vsSeedInline = row.busyUsPerMsg / seed.busyUsPerMsg;
       row.netVsSeedInline = row.netBusyUsPerMsg / seed.netBusyUsPerMsg;
+      row.cpuVsSeedInline = row.mainCpuUsPerMsg / seed.mainCpuUsPerMsg;
     }
     if (async !== undefined) {
       row.vsInlineAsync = row.busyUsPerMsg / async.busyUsPerMsg;
       row.netVsInlineAsync = row.netBusyUsPerMsg / async.netBusyUsPerMsg;
+      row.cpuVsInlineAsync = row.mainCpuUsPerMsg / async.mainCpuUsPerMsg;
       row.stallVsInlineAsync = row.eldMaxMs / async.eldMaxMs;
     }
   }
@@ -177,9 +184,12 @@ export interface FanoutCost {
   variant: VariantName;
   fromSubscribers: number;
   toSubscribers: number;
-  /** Main-thread µs per frame written to one subscriber. */
+  /** Main-thread busy µs per frame written to one subscriber (event-loop utilization). */
   usPerSubscriberFrame: number;
   vsWriteFloor: number;
+  /** The same slope on main-thread CPU time (schedstat). */
+  cpuUsPerSubscriberFrame: number;
+  cpuVsWriteFloor: number;
 }
 
 export function fanoutCosts(rows: FlatRow[]): FanoutCost[] {
@@ -197,10 +207,17 @@ export function fanoutCosts(rows: FlatRow[]): FanoutCost[] {
       variant, fromSubscribers: low.subscribers, toSubscribers: high.subscribers,
       usPerSubscriberFrame: ((high.busyUsPerMsg - low.busyUsPerMsg) * batch) / (high.subscribers - low.subscribers),
       vsWriteFloor: Number.NaN,
+      cpuUsPerSubscriberFrame: ((high.mainCpuUsPerMsg - low.mainCpuUsPerMsg) * batch) / (high.subscribers - low.subscribers),
+      cpuVsWriteFloor: Number.NaN,
     });
   }
   const floor = costs.find((c) => c.variant === 'write-floor');
-  if (floor !== undefined) for (const cost of costs) cost.vsWriteFloor = cost.usPerSubscriberFrame / floor.usPerSubscriberFrame;
+  if (floor !== undefined) {
+    for (const cost of costs) {
+      cost.vsWriteFloor = cost.usPerSubscriberFrame / floor.usPerSubscriberFrame;
+      cost.cpuVsWriteFloor = cost.cpuUsPerSubscriberFrame / floor.cpuUsPerSubscriberFrame;
+    }
+  }
   return costs;
 }
 
@@ -296,12 +313,22 @@ export function targets(rows: FlatRow[], costs: FanoutCost[], scaling: ScalingRo
   const fan = rows.filter((r) => r.scenario === 'fanout' && r.ok);
   const verdict = (measured: { ratio: number }[], limit: number) =>
     measured.length === 0 || measured.some((m) => !Number.isFinite(m.ratio)) ? null : measured.every((m) => m.ratio <= limit);
+  const floorCost = costs.find((c) => c.variant === 'write-floor');
   const busyTarget = (id: string, variant: VariantName, field: 'vsSeedInline' | 'vsInlineAsync', netField: 'netVsSeedInline' | 'netVsInlineAsync', limit: number, description: string) => {
+    const cpuField = field === 'vsSeedInline' ? 'cpuVsSeedInline' : 'cpuVsInlineAsync';
     const mine = fan.filter((r) => r.variant === variant).sort((a, b) => a.subscribers - b.subscribers);
     const measured = mine.map((r) => ({ label: `${r.subscribers} clients`, ratio: r[field] }));
+    const reference = field === 'vsSeedInline' ? 'seed-inline' : 'inline-async';
+    // Writing the frame to every socket costs the same whoever encoded it: that share of the reference is a floor for any ratio.
+    const bounds = floorCost === undefined ? [] : mine.flatMap((r) => {
+      const ref = fan.find((f) => f.variant === reference && f.subscribers === r.subscribers);
+      if (ref === undefined || !Number.isFinite(ref.avgBatch)) return [];
+      return [`${r.subscribers} clients ${fmt((floorCost.usPerSubscriberFrame * r.subscribers) / ref.avgBatch / ref.busyUsPerMsg, 2)}×`];
+    });
     out.push({
       id, description, limit, measured, met: verdict(measured, limit),
-      note: `judged on total main-thread busy per message (producer included); net of the producer floor: ${mine.map((r) => `${r.subscribers} clients ${fmt(r[netField], 2)}×`).join(', ') || '-'}`,
+      note: `judged on total main-thread busy per message (event-loop utilization, producer included); on main-thread CPU time: ${mine.map((r) => `${r.subscribers} clients ${fmt(r[cpuField], 2)}×`).join(', ') || '-'}; busy net of the producer floor: ${mine.map((r) => `${r.subscribers} clients ${fmt(r[netField], 2)}×`).join(', ') || '-'}` +
+        (bounds.length === 0 ? '' : `; fan-out alone (write-floor µs per subscriber-frame × clients ÷ batch) is already ${bounds.join(', ')} of ${reference}'s busy`),
     });
   };
   busyTarget('busy-objects-vs-seed', 'batchcast', 'vsSeedInline', 'netVsSeedInline', 0.5, 'main-thread busy per message, plain objects, ≤ 0.5× seed-inline');
@@ -316,10 +343,12 @@ export function targets(rows: FlatRow[], costs: FanoutCost[], scaling: ScalingRo
   const bc = stall('batchcast');
   const pre = stall('batchcast-pre');
   const stallMeasured = bc === undefined ? [] : [{ label: `batchcast, ${fmt(size, 0)} KB`, ratio: bc.stallVsInlineAsync }];
+  const asyncRow = stall('inline-async');
   out.push({
     id: 'stall-large-vs-async', description: 'worst event-loop stall with ~1 MB messages ≤ 0.5× inline-async (plain objects)', limit: 0.5,
     measured: stallMeasured, met: verdict(stallMeasured, 0.5),
-    note: pre === undefined ? '' : `pre-serialized input: ${fmt(pre.stallVsInlineAsync, 2)}× (${fmt(pre.eldMaxMs, 1)} ms vs ${fmt(stall('inline-async')?.eldMaxMs, 1)} ms)`,
+    note: `max event-loop delay: batchcast ${fmt(bc?.eldMaxMs, 1)} ms vs inline-async ${fmt(asyncRow?.eldMaxMs, 1)} ms (p99 ${fmt(bc?.eldP99Ms, 1)} vs ${fmt(asyncRow?.eldP99Ms, 1)} ms)` +
+      (pre === undefined ? '' : `; pre-serialized input: ${fmt(pre.stallVsInlineAsync, 2)}× (${fmt(pre.eldMaxMs, 1)} ms, p99 ${fmt(pre.eldP99Ms, 1)} ms)`),
   });
 
   const fanoutMeasured = costs.filter((c) => c.variant === 'batchcast' || c.variant === 'batchcast-pre').map((c) => ({ label: c.variant, ratio: c.vsWriteFloor }));
@@ -327,7 +356,7 @@ export function targets(rows: FlatRow[], costs: FanoutCost[], scaling: ScalingRo
   out.push({
     id: 'fanout-vs-write', description: 'per-subscriber fan-out cost within 1.15× of a raw socket.write of a prepared buffer', limit: 1.15,
     measured: fanoutMeasured, met: verdict(fanoutMeasured, 1.15),
-    note: floor === undefined ? 'write-floor not measured' : `floor ${fmt(floor.usPerSubscriberFrame, 2)} µs per subscriber-frame; ${costs.map((c) => `${c.variant} ${fmt(c.usPerSubscriberFrame, 2)} µs`).join(', ')}`,
+    note: floor === undefined ? 'write-floor not measured' : `busy slope: floor ${fmt(floor.usPerSubscriberFrame, 2)} µs per subscriber-frame, ${costs.filter((c) => c.variant.startsWith('batchcast')).map((c) => `${c.variant} ${fmt(c.usPerSubscriberFrame, 2)} µs`).join(', ')}; on main-thread CPU: floor ${fmt(floor.cpuUsPerSubscriberFrame, 2)} µs, ${costs.filter((c) => c.variant.startsWith('batchcast')).map((c) => `${c.variant} ${fmt(c.cpuUsPerSubscriberFrame, 2)} µs (${x(c.cpuVsWriteFloor)})`).join(', ')}`,
   });
 
   const added = scaling.filter((s) => s.poolSize > 1);
@@ -354,7 +383,7 @@ const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '-');
 export function rowsTable(rows: FlatRow[], scenario: Scenario): string {
   const mine = rows.filter((r) => r.scenario === scenario);
   const headers = [
-    'variant', 'subs', 'rate/s', 'KB', 'ELU', 'busy µs/msg', 'net µs/msg', '×seed', '×async', 'main CPU µs/msg', 'eld p50/p99/max ms', 'CPU', 'RSS MB',
+    'variant', 'subs', 'rate/s', 'KB', 'ELU', 'busy µs/msg', 'net µs/msg', '×seed', '×async', 'main CPU µs/msg', 'CPU ×seed', 'eld p50/p99/max ms', 'CPU', 'RSS MB',
     'delivered/s', 'fraction', 'lat p50/p99 ms', 'wire B/msg', 'ratio', 'client ELU', 'note',
   ];
   const body = mine.map((r) => {
@@ -366,7 +395,7 @@ export function rowsTable(rows: FlatRow[], scenario: Scenario): string {
     if (r.repeats > 1) note.push(`median of ${r.repeats}`);
     return [
       r.variant, String(r.subscribers), fmt(r.rate, 0), scenario === 'large' ? fmt(r.payloadKB, 0) : '', fmt(r.elu, 3), fmt(r.busyUsPerMsg, 2), fmt(r.netBusyUsPerMsg, 2),
-      x(r.vsSeedInline), x(r.vsInlineAsync), fmt(r.mainCpuUsPerMsg, 2), `${fmt(r.eldP50Ms, 1)}/${fmt(r.eldP99Ms, 1)}/${fmt(r.eldMaxMs, 1)}`, fmt(r.cpuCores, 2), fmt(r.peakRssMB, 0),
+      x(r.vsSeedInline), x(r.vsInlineAsync), fmt(r.mainCpuUsPerMsg, 2), x(r.cpuVsSeedInline), `${fmt(r.eldP50Ms, 1)}/${fmt(r.eldP99Ms, 1)}/${fmt(r.eldMaxMs, 1)}`, fmt(r.cpuCores, 2), fmt(r.peakRssMB, 0),
       fmt(r.deliveredPerSec, 0), fmt(r.deliveredFraction, 4), `${fmt(r.latP50Ms, 1)}/${fmt(r.latP99Ms, 1)}`, fmt(r.wireBytesPerMsg, 1), fmt(r.compressionRatio, 2),
       fmt(r.clientElu, 2), note.join('; '),
     ];
@@ -398,8 +427,8 @@ export function saturationTable(summaries: SaturationSummary[]): string {
 
 export function fanoutCostTable(costs: FanoutCost[]): string {
   return table(
-    ['variant', 'clients', 'µs per subscriber-frame', '×write-floor'],
-    costs.map((c) => [c.variant, `${c.fromSubscribers}→${c.toSubscribers}`, fmt(c.usPerSubscriberFrame, 2), x(c.vsWriteFloor)]),
+    ['variant', 'clients', 'busy µs per subscriber-frame', '×write-floor', 'CPU µs per subscriber-frame', 'CPU ×write-floor'],
+    costs.map((c) => [c.variant, `${c.fromSubscribers}→${c.toSubscribers}`, fmt(c.usPerSubscriberFrame, 2), x(c.vsWriteFloor), fmt(c.cpuUsPerSubscriberFrame, 2), x(c.cpuVsWriteFloor)]),
   );
 }
 
