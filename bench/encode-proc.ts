@@ -16,7 +16,7 @@ import { EncoderPool, defaultWorkerFilename } from '../src/encode/pool.js';
 import type { EncodeTask } from '../src/encode/task.js';
 import { toParent } from './lib/ipc.js';
 import { mainThreadSched, median } from './lib/stats.js';
-import { makeWorkload, type Shape } from './lib/workload.js';
+import { makeWorkload, rowsFor, type Shape } from './lib/workload.js';
 
 export interface EncodeArgs {
   poolSizes: number[];
@@ -242,9 +242,45 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
     await piscina.destroy();
     await sink.terminate();
   }
-  return steps.map(([name]) => {
+  const rows = steps.map(([name]) => {
     const us = median(results.get(name)!);
     return { step: name, usPerBatch: us, usPerMsg: us / n };
+  });
+  return [...rows, ...(await snapshotCosts(args))];
+}
+
+/**
+ * The same steps for one ~1 MB snapshot message (the large scenario's batches hold
+ * one message): what a main thread pays per message when it stringifies, clones an
+ * object graph, or clones a string.
+ */
+async function snapshotCosts(args: EncodeArgs): Promise<CostRow[]> {
+  const workload = makeWorkload('snapshot', rowsFor(2 ** 20));
+  const sink = new Worker("require('node:worker_threads').parentPort.on('message', () => {})", { eval: true });
+  const body = Buffer.from(workload.json(0, 1732550000000.125));
+  let seq = 0;
+  const steps: [string, () => number][] = [
+    ['1 MB snapshot: JSON.stringify(message)', () => { const m = workload.object(seq++, 1732550000000.125); return time(() => JSON.stringify(m)); }],
+    ['1 MB snapshot: postMessage(object) to a worker', () => { const m = workload.object(seq++, 1732550000000.125); return time(() => sink.postMessage(m)); }],
+    ['1 MB snapshot: postMessage(JSON text) to a worker', () => { const m = workload.json(seq++, 1732550000000.125); return time(() => sink.postMessage(m)); }],
+    ['1 MB snapshot: deflateRawSync level 6', () => time(() => deflateRawSync(body, { level: 6 }))],
+  ];
+  const results = new Map<string, number[]>(steps.map(([name]) => [name, []]));
+  try {
+    for (let i = 0; i < Math.max(5, args.rounds * 8) + 2; i++) {
+      for (const [name, step] of steps) {
+        (globalThis as { gc?: () => void }).gc?.();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const us = step();
+        if (i >= 2) results.get(name)!.push(us);
+      }
+    }
+  } finally {
+    await sink.terminate();
+  }
+  return steps.map(([name]) => {
+    const us = median(results.get(name)!);
+    return { step: name, usPerBatch: us, usPerMsg: us };
   });
 }
 

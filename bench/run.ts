@@ -267,7 +267,7 @@ function renderText(
   if (rows.some((r) => r.scenario === 'large')) parts.push(`\n== Large payloads: snapshots at ${o.largeRate}/s to ${o.largeClients} clients ==\n${rowsTable(rows, 'large')}`);
   if (encodeRows.length > 0) parts.push(`\n== Encode only (no sockets), batches of ${o.batchSize} ${o.shape} messages ==\n${encodeTable(encodeRows, scaling)}`);
   if (costRows.length > 0) {
-    parts.push(`\n== Cost model: main-thread µs for one batch of ${o.batchSize} ${o.shape} messages (median; the bounds behind the fan-out rows) ==\n${table(
+    parts.push(`\n== Cost model: main-thread µs for one batch of ${o.batchSize} ${o.shape} messages, and for one ~1 MB snapshot (median; the bounds behind the rows above) ==\n${table(
       ['step', 'µs / batch', 'µs / msg'],
       costRows.map((c) => [c.step, fmt(c.usPerBatch, 0), fmt(c.usPerMsg, 3)]),
     )}`);
