@@ -197,6 +197,7 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
   const n = args.batchSize;
   const workload = makeWorkload(args.shape, args.rows);
   const packr = new Packr({ useRecords: false });
+  const recordPackr = new Packr({ useRecords: true });
   const sink = new Worker("require('node:worker_threads').parentPort.on('message', () => {})", { eval: true });
   const pool = new EncoderPool({ poolSize: 1, maxQueue: 4, encodeTimeoutMs: 60_000 });
   // The same worker under a bare Piscina (no timeout, no retry): separates Piscina's share of the hand-off from EncoderPool's.
@@ -214,7 +215,8 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
     ['make messages (objects, producer)', () => time(() => objects())],
     ['make messages (JSON text, producer)', () => time(() => strings())],
     ['JSON.stringify(batch)', () => { const b = objects(); return time(() => JSON.stringify(b)); }],
-    ['msgpackr pack(batch)', () => { const b = objects(); return time(() => packr.pack(b)); }],
+    ['msgpackr pack(batch), plain maps', () => { const b = objects(); return time(() => packr.pack(b)); }],
+    ['msgpackr pack(batch), records (batchcast hand-off)', () => { const b = objects(); return time(() => recordPackr.pack(b)); }],
     ['postMessage(objects) to a worker', () => { const b = objects(); return time(() => sink.postMessage(b)); }],
     ['postMessage(JSON texts) to a worker', () => { const b = strings(); return time(() => sink.postMessage(b)); }],
     ...args.levels.map((level): [string, () => number] => [`deflateRawSync level ${level} (JSON body)`, () => time(() => deflateRawSync(body, { level }))]),
@@ -257,11 +259,18 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
 async function snapshotCosts(args: EncodeArgs): Promise<CostRow[]> {
   const workload = makeWorkload('snapshot', rowsFor(2 ** 20));
   const sink = new Worker("require('node:worker_threads').parentPort.on('message', () => {})", { eval: true });
+  const recordPackr = new Packr({ useRecords: true });
+  const pool = new EncoderPool({ poolSize: 1, maxQueue: 4, encodeTimeoutMs: 60_000 });
   const body = Buffer.from(workload.json(0, 1732550000000.125));
   let seq = 0;
-  const steps: [string, () => number][] = [
+  const task = (items: unknown[]): EncodeTask => ({
+    codec: 'json', compressionThreshold: args.threshold, compressionLevel: 6, maxMessageBytes: 64 * 2 ** 20, validateSerialized: true, channel: 'bench', items, serialized: null,
+  });
+  const steps: [string, () => number | Promise<number>][] = [
     ['1 MB snapshot: JSON.stringify(message)', () => { const m = workload.object(seq++, 1732550000000.125); return time(() => JSON.stringify(m)); }],
     ['1 MB snapshot: postMessage(object) to a worker', () => { const m = workload.object(seq++, 1732550000000.125); return time(() => sink.postMessage(m)); }],
+    ['1 MB snapshot: msgpackr pack, records', () => { const m = workload.object(seq++, 1732550000000.125); return time(() => recordPackr.pack([m])); }],
+    ['1 MB snapshot: EncoderPool.encode: sync part', () => { const m = workload.object(seq++, 1732550000000.125); return syncPart(() => pool.encode(task([m]))); }],
     ['1 MB snapshot: postMessage(JSON text) to a worker', () => { const m = workload.json(seq++, 1732550000000.125); return time(() => sink.postMessage(m)); }],
     ['1 MB snapshot: deflateRawSync level 6', () => time(() => deflateRawSync(body, { level: 6 }))],
   ];
@@ -271,11 +280,12 @@ async function snapshotCosts(args: EncodeArgs): Promise<CostRow[]> {
       for (const [name, step] of steps) {
         (globalThis as { gc?: () => void }).gc?.();
         await new Promise((resolve) => setTimeout(resolve, 5));
-        const us = step();
+        const us = await step();
         if (i >= 2) results.get(name)!.push(us);
       }
     }
   } finally {
+    await pool.destroy();
     await sink.terminate();
   }
   return steps.map(([name]) => {

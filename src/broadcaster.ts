@@ -95,7 +95,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #subscriptions = new Subscriptions();
   readonly #connections = new Set<Connection>();
   readonly #nextSeq = new Map<string, number>();
-  readonly #inFlight = new Set<Promise<void>>();
+  /** Resolved when the last batch in the pool finishes (see #settled). */
+  readonly #idle: (() => void)[] = [];
   readonly #fanoutOptions: FanoutOptions;
   readonly #encodeMicros = new SampleRing();
   readonly #rate: RateMeter;
@@ -333,8 +334,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     }
   }
 
-  async #settled(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  /** Resolves once no batch is being encoded. */
+  #settled(): Promise<void> {
+    if (this.#pool.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
   }
 
   async #closeWhenFlushed(connection: Connection, deadline: number): Promise<void> {
@@ -350,19 +353,15 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #encode = (batch: Batch): void => {
     const ticket = this.#sequencer.ticket(batch.channel);
     const task: EncodeTask = { ...this.#settings, channel: batch.channel, items: batch.items, serialized: batch.serialized };
-    const done = this.#pool.encode(task).then(
-      (result) => {
+    this.#pool.submit(task, (error, result) => {
+      if (result !== null) {
         this.#reportRejected(batch, result);
         this.#sequencer.complete(batch.channel, ticket, { result, droppedBefore: batch.droppedBefore });
-      },
-      (error: unknown) => {
-        this.emit('encodeError', new EncodeError(batch.channel, (error as Error).message, { cause: error }));
+      } else {
+        this.emit('encodeError', new EncodeError(batch.channel, error!.message, { cause: error }));
         this.#sequencer.complete(batch.channel, ticket, null);
-      },
-    );
-    this.#inFlight.add(done);
-    void done.finally(() => {
-      this.#inFlight.delete(done);
+      }
+      if (this.#pool.inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       this.#batcher.drain();
     });
   };
@@ -388,7 +387,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#encodeMicros.add(result.encodeMicros);
     c.encodeMicros += result.encodeMicros;
     if (result.count === 0) return;
-    const frame = new Uint8Array(result.frame);
+    // A Buffer over the transferred memory (no copy): socket.write converts any other Uint8Array per call, i.e. per subscriber.
+    const frame = Buffer.from(result.frame);
     // Sequence numbers are stamped here, in release order, so rejected messages leave no gap.
     writeFirstSeq(new DataView(result.frame), result.envelopeOffset, firstSeq);
     const subscribers = this.#subscriptions.of(channel);

@@ -8,7 +8,7 @@ import { deflateRawSync } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
 import { KIND_BATCH, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
 import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
-import { unpackHandoff } from './handoff.js';
+import { receiveHandoff } from './handoff.js';
 import type { EncodeResult, EncodeTask, RejectedMessage } from './task.js';
 
 // Plain maps, not msgpackr records: any msgpack decoder must read the frames.
@@ -16,14 +16,9 @@ const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false });
 
 /** Encodes `task` into a finished frame. Bad messages are left out and listed in `rejected`. */
-export function encodeBatch(task: EncodeTask): EncodeResult {
+export function encodeBatch(handedOff: EncodeTask): EncodeResult {
   const started = performance.now();
-  let spliced: Uint8Array | undefined;
-  if (task.packed !== undefined) {
-    const unpacked = unpackHandoff(task.packed);
-    task = { ...task, items: unpacked.items, packed: undefined };
-    spliced = unpacked.body;
-  }
+  const { task, spliced } = receiveHandoff(handedOff);
   const rejected: RejectedMessage[] = [];
   const body = task.codec === 'json' ? jsonBody(task, rejected) : msgpackBody(task, rejected, spliced);
   const count = task.items.length - rejected.length;

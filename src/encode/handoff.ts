@@ -1,12 +1,21 @@
 /**
- * The form a batch takes on its way to a worker, chosen by measurement
- * (bench/micro/handoff.ts, 500 messages of ~160 B, main-thread µs per batch):
- *   objects:                 structured clone ~290   < stringify/pack on main ~330-430
- *   pre-serialized JSON:     clone string[]   ~70    ≈ join on main ~70 < encode+transfer ~110
- *   pre-serialized msgpack:  clone Uint8Array[] ~150 > concatenate + transfer ~85
- * So only all-pre-serialized msgpack batches change form: their bytes are
- * concatenated into one ArrayBuffer that is moved, not copied, to the worker.
+ * The form a batch takes on its way to a worker, and back into messages there.
+ * Chosen by measurement (500 trades of ~160 B, µs per batch, Node 20, 2 cores;
+ * bench/micro/handoff.ts and the bench's cost model):
+ *
+ *   plain values        msgpackr records packed on main + moved:  main ~90,  worker unpack ~50
+ *                       structured clone (postMessage):           main ~140-290, worker ~250
+ *                       JSON.stringify on main:                   main ~220-320
+ *   pre-serialized JSON clone of the string[] ~70  ≈ join on main ~70 < encode + move ~110
+ *   pre-serialized msgpack  concatenate + move ~85 < clone of the Uint8Array[] ~150
+ *
+ * Records (msgpackr's `useRecords`) write each object shape once per batch, so
+ * packing and unpacking cost far less than structured clone for the repeated
+ * shapes of a feed; the worker then serializes the rebuilt values for the wire
+ * exactly as it would cloned ones. Batches mixing plain and pre-serialized
+ * messages are cloned (rare, and nothing measured cheaper for them).
  */
+import { Packr, Unpackr } from 'msgpackr';
 import type { EncodeTask } from './task.js';
 
 /** A task ready for `Piscina.run`, with the buffers to transfer. */
@@ -15,13 +24,54 @@ export interface Handoff {
   transferList: ArrayBuffer[] | undefined;
 }
 
+/** How the messages of a task travel when not as `items`. */
+export type PackedForm = 'records' | 'msgpack-values';
+
+/** Messages packed into one buffer that is moved, not copied, to the worker. */
+export interface PackedItems {
+  form: PackedForm;
+  buffer: ArrayBuffer;
+  count: number;
+}
+
+// Records: shapes are defined inline in each packed batch, so every batch unpacks on its own (any worker, any order).
+const recordPackr = new Packr({ useRecords: true });
+// Maps come back as Maps (only Map instances are written as maps); 64-bit integers (only BigInts are) as BigInt.
+const recordUnpackr = new Unpackr({ useRecords: true, mapsAsObjects: false, int64AsType: 'bigint' });
+// msgpackr renames a "__proto__" key to "__proto_" when unpacking (against prototype pollution), but
+// JSON.parse makes such keys own properties and JSON.stringify writes them: those batches are cloned.
+const PROTO_KEY = Buffer.from('__proto__');
+
 /** Builds the cheapest hand-off for `task`. Called per attempt: a transfer detaches the buffer. */
 export function prepareHandoff(task: EncodeTask): Handoff {
-  if (task.codec !== 'msgpack' || task.serialized !== true || task.items.length === 0) return { task, transferList: undefined };
+  if (task.items.length === 0) return { task, transferList: undefined };
+  if (task.serialized === null) return packRecords(task);
+  if (task.serialized === true && task.codec === 'msgpack') return concatMsgpack(task);
+  return { task, transferList: undefined };
+}
+
+function packRecords(task: EncodeTask): Handoff {
+  let packed: Buffer;
+  try {
+    packed = recordPackr.pack(task.items);
+  } catch {
+    // Circular structures, symbols, BigInts past 64 bits: structured clone carries them, and the
+    // worker reports the culprits per message (or the pool encodes the batch inline).
+    return { task, transferList: undefined };
+  }
+  // ~1 µs for a batch of 500; a "__proto__" anywhere, even in a value, only costs this batch a clone.
+  if (packed.indexOf(PROTO_KEY) !== -1) return { task, transferList: undefined };
+  // pack() returns a view of msgpackr's reusable buffer: copy it into one we can move.
+  const buffer = new ArrayBuffer(packed.byteLength);
+  new Uint8Array(buffer).set(packed);
+  return moved(task, { form: 'records', buffer, count: task.items.length });
+}
+
+function concatMsgpack(task: EncodeTask): Handoff {
   const items = task.items as Uint8Array[];
   let total = 0;
   for (const item of items) total += item.byteLength;
-  // Layout: the messages back to back, then one u32 length per message (read by unpackHandoff).
+  // Layout: the messages back to back, then one u32 length per message.
   const buffer = new ArrayBuffer(total + items.length * 4);
   const bytes = new Uint8Array(buffer);
   const lengths = new DataView(buffer, total);
@@ -32,11 +82,28 @@ export function prepareHandoff(task: EncodeTask): Handoff {
     offset += item.byteLength;
     lengths.setUint32(i * 4, item.byteLength, true);
   }
-  return { task: { ...task, items: [], packed: { buffer, count: items.length } }, transferList: [buffer] };
+  return moved(task, { form: 'msgpack-values', buffer, count: items.length });
 }
 
-/** Splits a packed hand-off back into per-message views (no copies). */
-export function unpackHandoff(packed: NonNullable<EncodeTask['packed']>): { body: Uint8Array; items: Uint8Array[] } {
+function moved(task: EncodeTask, packed: PackedItems): Handoff {
+  return { task: { ...task, items: [], packed }, transferList: [packed.buffer] };
+}
+
+/** A task with its messages back in `items`; `spliced` is the contiguous run of pre-serialized msgpack values, if any. */
+export interface ReceivedTask {
+  task: EncodeTask;
+  spliced: Uint8Array | undefined;
+}
+
+/** Restores the messages of a task prepared by {@link prepareHandoff} (the worker side). */
+export function receiveHandoff(task: EncodeTask): ReceivedTask {
+  const packed = task.packed;
+  if (packed === undefined) return { task, spliced: undefined };
+  if (packed.form === 'records') {
+    const items: unknown = recordUnpackr.unpack(new Uint8Array(packed.buffer));
+    if (!Array.isArray(items) || items.length !== packed.count) throw new Error(`records hand-off holds ${describe(items)}, expected ${packed.count} messages`);
+    return { task: { ...task, items, packed: undefined }, spliced: undefined };
+  }
   const total = packed.buffer.byteLength - packed.count * 4;
   const lengths = new DataView(packed.buffer, total);
   const items: Uint8Array[] = new Array(packed.count);
@@ -46,5 +113,9 @@ export function unpackHandoff(packed: NonNullable<EncodeTask['packed']>): { body
     items[i] = new Uint8Array(packed.buffer, offset, length);
     offset += length;
   }
-  return { body: new Uint8Array(packed.buffer, 0, total), items };
+  return { task: { ...task, items, packed: undefined }, spliced: new Uint8Array(packed.buffer, 0, total) };
+}
+
+function describe(value: unknown): string {
+  return Array.isArray(value) ? `${value.length} messages` : typeof value;
 }

@@ -1,5 +1,6 @@
 /** The messages passed between the main thread and the encoder workers. */
 import type { Codec } from '../protocol/envelope.js';
+import type { PackedItems } from './handoff.js';
 
 /** Settings that shape an encoded batch; fixed per broadcaster. */
 export interface EncodeSettings {
@@ -17,8 +18,8 @@ export interface EncodeTask extends EncodeSettings {
   items: unknown[];
   /** Indices of pre-serialized items; `null` when there are none, `true` when all are. */
   serialized: number[] | true | null;
-  /** All-pre-serialized msgpack batches travel as one transferred buffer instead of `items` (see handoff.ts). */
-  packed?: { buffer: ArrayBuffer; count: number };
+  /** Set when the messages travel as one moved buffer instead of `items` (see handoff.ts). */
+  packed?: PackedItems;
 }
 
 /** A message the encoder left out of its batch, and why. */
