@@ -7,8 +7,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer } from 'n
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { resolveConfig, type ConfigOptions, type ResolvedConfig } from './config.js';
+import { WebSocket, WebSocketServer } from 'ws';
+import { checkServerOption, resolveConfig, type ConfigOptions, type ResolvedConfig } from './config.js';
 import { EncoderPool, type WorkerFault } from './encode/pool.js';
 import { Sequencer } from './encode/sequencer.js';
 import type { EncodeResult, EncodeSettings, EncodeTask } from './encode/task.js';
@@ -27,7 +27,8 @@ import { isValidChannel } from './protocol/channel.js';
 import { writeFirstSeq } from './protocol/envelope.js';
 import { Batcher, type Batch } from './publish/batcher.js';
 import { Connection } from './server/connection.js';
-import { channelsFromUrl, parseControl } from './server/control.js';
+import { channelsFromUrl } from './server/control.js';
+import { ControlHandler, type CanSubscribe } from './server/control-handler.js';
 import { admitUpgrade, rejectUpgrade, type AuthorizeResult, type UpgradeVerdict } from './server/upgrade-gate.js';
 import { RateMeter, SampleRing } from './stats.js';
 
@@ -47,8 +48,8 @@ export interface BroadcasterOptions extends ConfigOptions {
   allowedOrigins?: string[];
   /** Decides on each upgrade request, before the WebSocket is accepted (see {@link AuthorizeResult}). */
   authorize?: (request: IncomingMessage) => AuthorizeResult | Promise<AuthorizeResult>;
-  /** Decides each subscription; a refusal reaches the client as an error notice. */
-  canSubscribe?: (connection: Connection, channel: string) => boolean;
+  /** Decides each subscription (may return a promise); a refusal reaches the client as an error notice. */
+  canSubscribe?: CanSubscribe;
   /** Environment to read settings from (default `process.env`). */
   env?: NodeJS.ProcessEnv;
   /** Advanced: a worker module to run instead of the built-in encoder (it must return the same results). */
@@ -93,6 +94,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #batcher: Batcher;
   readonly #sequencer: Sequencer<Released>;
   readonly #subscriptions = new Subscriptions();
+  readonly #control: ControlHandler;
   readonly #connections = new Set<Connection>();
   readonly #nextSeq = new Map<string, number>();
   /** Resolved when the last batch in the pool finishes (see #settled). */
@@ -124,6 +126,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     const modes = [options.server !== undefined, options.port !== undefined, options.noServer === true].filter(Boolean).length;
     if (modes !== 1) throw new InvalidConfigError('server/port/noServer', 'set exactly one of server, port or noServer');
     const config = resolveConfig(options, options.env);
+    if (options.path !== undefined) checkServerOption('path', options.path);
+    if (options.allowedOrigins !== undefined) checkServerOption('allowedOrigins', options.allowedOrigins);
     this.config = Object.freeze(config);
     this.#settings = {
       codec: config.codec,
@@ -148,6 +152,12 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       workerFilename: options.workerFilename,
     });
     this.#pool.on('fault', (fault) => this.emit('fault', fault));
+    this.#control = new ControlHandler({
+      subscriptions: this.#subscriptions,
+      maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
+      canSubscribe: options.canSubscribe,
+      notify: (connection, notice) => this.#notify(connection, notice),
+    });
     this.#sequencer = new Sequencer<Released>(this.#release);
     this.#batcher = new Batcher({
       batchSize: config.batchSize,
@@ -255,6 +265,11 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     return this.#subscriptions.remove(connection, channel);
   }
 
+  /** True once `close()` has been called. */
+  get closing(): boolean {
+    return this.#closing !== null;
+  }
+
   /** Connections currently open. */
   get connections(): ReadonlySet<Connection> {
     return this.#connections;
@@ -320,13 +335,14 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     this.#rate.stop();
     this.#encodeRate.stop();
-    this.#attachedServer?.off('upgrade', this.#onUpgrade);
     this.#batcher.flushAll(true);
     await withDeadline(this.#settled(), deadline);
     this.#batcher.clear();
     // Each client is closed as soon as its own socket has flushed, so one stalled reader cannot use up the others' time.
     await Promise.all([...this.#connections].map((connection) => this.#closeWhenFlushed(connection, deadline)));
     await this.#pool.destroy();
+    // Only now: until here upgrades get a 503 from us, not whatever the server does with unclaimed upgrades.
+    this.#attachedServer?.off('upgrade', this.#onUpgrade);
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
     if (this.#ownServer !== null) {
       const server = this.#ownServer;
@@ -406,9 +422,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   };
 
   async #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const verdict: UpgradeVerdict = this.#closing !== null
-      ? { accept: false, status: 503, reason: 'server shutting down' }
-      : await admitUpgrade(request, this.#options);
+    let verdict: UpgradeVerdict = this.#closing !== null ? SHUTTING_DOWN : await admitUpgrade(request, this.#options);
+    // close() may have begun while authorize() ran: a connection accepted now would miss its 1001.
+    if (verdict.accept && this.#closing !== null) verdict = SHUTTING_DOWN;
     if (!verdict.accept) {
       this.#counters.upgradesRejected++;
       rejectUpgrade(socket, verdict.status, verdict.reason);
@@ -425,7 +441,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     ws.on('pong', () => {
       connection.alive = true;
     });
-    ws.on('message', (data, isBinary) => this.#onClientMessage(connection, data, isBinary));
+    ws.on('message', (data, isBinary) => this.#control.onMessage(connection, data, isBinary));
     ws.on('error', () => {
       // ws closes the connection after a protocol error (e.g. maxPayload); 'close' cleans up.
     });
@@ -437,58 +453,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       this.emit('disconnect', connection, code);
     });
     this.emit('connection', connection);
-    const requested = channelsFromUrl(request.url);
-    if (requested.length > 0) this.#applySubscribe(connection, requested);
+    this.#control.subscribeFromUrl(connection, channelsFromUrl(request.url));
   };
-
-  #onClientMessage(connection: Connection, data: RawData, isBinary: boolean): void {
-    if (isBinary) {
-      connection.ws.close(1003, 'binary frames are not accepted; control messages are JSON text');
-      return;
-    }
-    const control = parseControl(data.toString());
-    if ('code' in control) {
-      connection.badMessages++;
-      this.#notify(connection, { op: 'error', code: control.code, message: control.message });
-      return;
-    }
-    if (control.op === 'subscribe') this.#applySubscribe(connection, control.channels);
-    else {
-      const removed = control.channels.filter((channel) => this.#subscriptions.remove(connection, channel));
-      this.#notify(connection, { op: 'unsubscribed', channels: removed });
-    }
-  }
-
-  #applySubscribe(connection: Connection, channels: string[]): void {
-    const { canSubscribe } = this.#options;
-    const accepted: string[] = [];
-    for (const channel of channels) {
-      if (!isValidChannel(channel)) {
-        this.#notify(connection, { op: 'error', code: 'BATCHCAST_INVALID_CHANNEL', message: new InvalidChannelError(channel).message });
-        continue;
-      }
-      if (!connection.channels.has(channel) && connection.channels.size >= this.config.maxSubscriptionsPerClient) {
-        this.#notify(connection, {
-          op: 'error', code: 'BATCHCAST_TOO_MANY_SUBSCRIPTIONS', channel,
-          message: `subscription to "${channel}" refused: limit of ${this.config.maxSubscriptionsPerClient} channels per client reached`,
-        });
-        continue;
-      }
-      let allowed = true;
-      try {
-        allowed = canSubscribe === undefined || canSubscribe(connection, channel) === true;
-      } catch {
-        allowed = false;
-      }
-      if (!allowed) {
-        this.#notify(connection, { op: 'error', code: 'BATCHCAST_FORBIDDEN', channel, message: `subscription to "${channel}" is not allowed` });
-        continue;
-      }
-      this.#subscriptions.add(connection, channel);
-      accepted.push(channel);
-    }
-    if (accepted.length > 0) this.#notify(connection, { op: 'subscribed', channels: accepted });
-  }
 
   #notify(connection: Connection, notice: Notice): void {
     sendNotice(connection, noticeFrame(notice), this.#fanoutOptions, this.#fanoutCounters);
@@ -510,6 +476,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     }
   };
 }
+
+const SHUTTING_DOWN: UpgradeVerdict = { accept: false, status: 503, reason: 'server shutting down' };
 
 /** Creates a broadcaster; see {@link BroadcasterOptions}. Throws `InvalidConfigError` for bad settings. */
 export function createBroadcaster(options: BroadcasterOptions): Broadcaster {

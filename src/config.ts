@@ -42,15 +42,20 @@ export interface ResolvedConfig {
 export type ConfigOptions = Partial<ResolvedConfig>;
 
 type Kind =
-  | { type: 'int'; min: number; max: number }
+  /** `off`: one more accepted value outside min..max that turns the feature off (e.g. 0). */
+  | { type: 'int'; min: number; max: number; off?: number }
   | { type: 'enum'; values: readonly string[] }
-  | { type: 'bool' };
+  | { type: 'bool' }
+  /** Free text matching `pattern`, described to users as `expected`. */
+  | { type: 'text'; pattern: RegExp; expected: string }
+  /** Comma-separated items, each matching `pattern`. */
+  | { type: 'list'; pattern: RegExp; expected: string };
 
-interface Setting {
+interface Setting<T = ResolvedConfig> {
   env: string;
   kind: Kind;
   /** Built-in default; presets override the settings they name. */
-  fallback: (partial: Partial<ResolvedConfig>) => unknown;
+  fallback: (partial: Partial<T>) => unknown;
 }
 
 const MiB = 1024 * 1024;
@@ -65,7 +70,7 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   codec: { env: 'BATCHCAST_CODEC', kind: { type: 'enum', values: ['json', 'msgpack'] }, fallback: () => 'json' },
   poolSize: { env: 'BATCHCAST_POOL_SIZE', kind: { type: 'int', min: 1, max: 256 }, fallback: () => Math.max(1, availableParallelism() - 1) },
   maxQueue: { env: 'BATCHCAST_MAX_QUEUE', kind: { type: 'int', min: 1, max: 1_000_000 }, fallback: (c) => c.poolSize! * 4 },
-  encodeTimeoutMs: { env: 'BATCHCAST_ENCODE_TIMEOUT_MS', kind: { type: 'int', min: 10, max: 600_000 }, fallback: () => 5_000 },
+  encodeTimeoutMs: { env: 'BATCHCAST_ENCODE_TIMEOUT_MS', kind: { type: 'int', min: 100, max: 600_000 }, fallback: () => 5_000 },
   maxPendingMessages: { env: 'BATCHCAST_MAX_PENDING_MESSAGES', kind: { type: 'int', min: 1, max: 100_000_000 }, fallback: () => 100_000 },
   maxMessageBytes: { env: 'BATCHCAST_MAX_MESSAGE_BYTES', kind: { type: 'int', min: 1, max: 2 ** 31 - 1 }, fallback: () => 16 * MiB },
   validateSerialized: { env: 'BATCHCAST_VALIDATE_SERIALIZED', kind: { type: 'bool' }, fallback: () => true },
@@ -73,12 +78,10 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   slowClientPolicy: { env: 'BATCHCAST_SLOW_CLIENT_POLICY', kind: { type: 'enum', values: ['drop', 'close'] }, fallback: () => 'drop' },
   maxPayload: { env: 'BATCHCAST_MAX_PAYLOAD', kind: { type: 'int', min: 64, max: 2 ** 30 }, fallback: () => 64 * 1024 },
   maxSubscriptionsPerClient: { env: 'BATCHCAST_MAX_SUBSCRIPTIONS', kind: { type: 'int', min: 1, max: 1_000_000 }, fallback: () => 1_000 },
-  heartbeatIntervalMs: { env: 'BATCHCAST_HEARTBEAT_INTERVAL_MS', kind: { type: 'int', min: 0, max: 3_600_000 }, fallback: () => 30_000 },
+  // Below 100 ms a client on a busy network could not answer in time: every one would be cut off.
+  heartbeatIntervalMs: { env: 'BATCHCAST_HEARTBEAT_INTERVAL_MS', kind: { type: 'int', min: 100, max: 3_600_000, off: 0 }, fallback: () => 30_000 },
   closeTimeoutMs: { env: 'BATCHCAST_CLOSE_TIMEOUT_MS', kind: { type: 'int', min: 0, max: 600_000 }, fallback: () => 5_000 },
 };
-
-// Resolution order matters where a fallback reads another setting (preset first, poolSize before maxQueue).
-const ORDER = Object.keys(SETTINGS) as (keyof ResolvedConfig)[];
 
 /**
  * Resolves options against the environment, the preset and the defaults, and
@@ -86,19 +89,60 @@ const ORDER = Object.keys(SETTINGS) as (keyof ResolvedConfig)[];
  * variable at fault and the accepted values.
  */
 export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  return resolveTable(SETTINGS, options, env);
+}
+
+/** Settings of the standalone server (`batchcast serve`) beyond the broadcaster's own. */
+export interface ServerConfig {
+  port: number;
+  host: string;
+  path: string;
+  /** Bearer token for `POST /publish`; unset: publishing over HTTP from loopback peers only. */
+  publishToken: string | undefined;
+  /** Accepted `Origin`s for WebSocket upgrades; unset: any. */
+  allowedOrigins: string[] | undefined;
+  demoRate: number;
+}
+
+/** The server's settings table (CLI flags and environment variables), validated like {@link SETTINGS}. */
+export const SERVER_SETTINGS: Readonly<Record<keyof ServerConfig, Setting<ServerConfig>>> = {
+  port: { env: 'PORT', kind: { type: 'int', min: 0, max: 65_535 }, fallback: () => 8080 },
+  host: { env: 'HOST', kind: { type: 'text', pattern: /^[^\s/]+$/, expected: 'a host name or IP address' }, fallback: () => '0.0.0.0' },
+  path: { env: 'BATCHCAST_PATH', kind: { type: 'text', pattern: /^\/[^\s?#]*$/, expected: 'a URL path starting with "/"' }, fallback: () => '/ws' },
+  publishToken: { env: 'BATCHCAST_PUBLISH_TOKEN', kind: { type: 'text', pattern: /^\S+$/, expected: 'a token without spaces' }, fallback: () => undefined },
+  allowedOrigins: {
+    env: 'BATCHCAST_ALLOWED_ORIGINS',
+    kind: { type: 'list', pattern: /^(null|[a-z][a-z0-9+.-]*:\/\/[^\s/]+)$/i, expected: 'comma-separated origins such as https://example.com' },
+    fallback: () => undefined,
+  },
+  demoRate: { env: 'BATCHCAST_DEMO_RATE', kind: { type: 'int', min: 1, max: 10_000_000 }, fallback: () => 2000 },
+};
+
+/** Validates one server setting given as an option (e.g. the broadcaster's `path`); returns it. */
+export function checkServerOption<K extends keyof ServerConfig>(key: K, value: ServerConfig[K]): ServerConfig[K] {
+  return checkValue(key, value, SERVER_SETTINGS[key].kind) as ServerConfig[K];
+}
+
+/** Resolves and validates the server's settings: option (CLI flag) > environment > default. */
+export function resolveServerConfig(options: Partial<ServerConfig> = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  return resolveTable(SERVER_SETTINGS, options, env);
+}
+
+// Resolution follows the table's order where a fallback reads another setting (preset first, poolSize before maxQueue).
+function resolveTable<T>(table: Readonly<Record<keyof T, Setting<T>>>, options: Partial<T>, env: NodeJS.ProcessEnv): T {
   if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'expected an object');
-  const resolved: Partial<ResolvedConfig> = {};
-  for (const key of ORDER) {
-    const setting = SETTINGS[key];
+  const resolved: Partial<T> = {};
+  for (const key of Object.keys(table) as (keyof T & string)[]) {
+    const setting = table[key];
     const explicit = (options as Record<string, unknown>)[key];
     const raw = env[setting.env];
     let value: unknown;
     if (explicit !== undefined) value = checkValue(key, explicit, setting.kind);
-    else if (raw !== undefined && raw !== '') value = parseSetting(key, raw, setting.env);
+    else if (raw !== undefined && raw !== '') value = checkValue(setting.env, parseText(setting.env, raw, setting.kind), setting.kind);
     else value = setting.fallback(resolved);
     (resolved as Record<string, unknown>)[key] = value;
   }
-  return resolved as ResolvedConfig;
+  return resolved as T;
 }
 
 /**
@@ -106,38 +150,62 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
  * validates it; `source` names it in the error.
  */
 export function parseSetting(key: keyof ResolvedConfig, raw: string, source: string): unknown {
-  const kind = SETTINGS[key].kind;
-  return checkValue(source, parseEnv(source, raw, kind), kind);
+  return parseAndCheck(SETTINGS[key].kind, raw, source);
 }
 
-function parseEnv(name: string, raw: string, kind: Kind): unknown {
+/** {@link parseSetting} for the server's settings. */
+export function parseServerSetting(key: keyof ServerConfig, raw: string, source: string): unknown {
+  return parseAndCheck(SERVER_SETTINGS[key].kind, raw, source);
+}
+
+function parseAndCheck(kind: Kind, raw: string, source: string): unknown {
+  return checkValue(source, parseText(source, raw, kind), kind);
+}
+
+function parseText(name: string, raw: string, kind: Kind): unknown {
   const text = raw.trim();
-  if (kind.type === 'int') {
-    if (!/^-?\d+$/.test(text)) throw new InvalidConfigError(name, `"${raw}" is not an integer; expected ${kind.min}..${kind.max}`);
-    return Number(text);
+  switch (kind.type) {
+    case 'int':
+      if (!/^-?\d+$/.test(text)) throw new InvalidConfigError(name, `"${raw}" is not an integer; expected ${intRange(kind)}`);
+      return Number(text);
+    case 'bool':
+      if (/^(1|true|yes|on)$/i.test(text)) return true;
+      if (/^(0|false|no|off)$/i.test(text)) return false;
+      throw new InvalidConfigError(name, `"${raw}" is not a boolean; expected true/false, 1/0, yes/no or on/off`);
+    case 'list':
+      return text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    default:
+      return text;
   }
-  if (kind.type === 'bool') {
-    if (/^(1|true|yes|on)$/i.test(text)) return true;
-    if (/^(0|false|no|off)$/i.test(text)) return false;
-    throw new InvalidConfigError(name, `"${raw}" is not a boolean; expected true/false, 1/0, yes/no or on/off`);
-  }
-  return text;
+}
+
+function intRange(kind: { min: number; max: number; off?: number }): string {
+  return `${kind.min}..${kind.max}${kind.off === undefined ? '' : `, or ${kind.off} to turn it off`}`;
 }
 
 function checkValue(name: string, value: unknown, kind: Kind): unknown {
+  const shown = () => JSON.stringify(value) ?? String(value);
   switch (kind.type) {
     case 'int':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < kind.min || value > kind.max) {
-        throw new InvalidConfigError(name, `${JSON.stringify(value) ?? String(value)} is out of range; expected an integer ${kind.min}..${kind.max}`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || ((value < kind.min || value > kind.max) && value !== kind.off)) {
+        throw new InvalidConfigError(name, `${shown()} is out of range; expected an integer ${intRange(kind)}`);
       }
       return value;
     case 'enum':
       if (typeof value !== 'string' || !kind.values.includes(value)) {
-        throw new InvalidConfigError(name, `${JSON.stringify(value) ?? String(value)} is not accepted; expected one of ${kind.values.join(', ')}`);
+        throw new InvalidConfigError(name, `${shown()} is not accepted; expected one of ${kind.values.join(', ')}`);
       }
       return value;
     case 'bool':
       if (typeof value !== 'boolean') throw new InvalidConfigError(name, `${String(value)} is not a boolean`);
+      return value;
+    case 'text':
+      if (typeof value !== 'string' || !kind.pattern.test(value)) throw new InvalidConfigError(name, `${shown()} is not accepted; expected ${kind.expected}`);
+      return value;
+    case 'list':
+      if (!Array.isArray(value) || value.length === 0 || !value.every((item) => typeof item === 'string' && kind.pattern.test(item))) {
+        throw new InvalidConfigError(name, `${shown()} is not accepted; expected ${kind.expected}`);
+      }
       return value;
   }
 }

@@ -2,8 +2,9 @@
 export { Broadcaster, createBroadcaster } from './broadcaster.js';
 export type { BroadcasterEvents, BroadcasterOptions } from './broadcaster.js';
 export type { AuthorizeResult } from './server/upgrade-gate.js';
-export { PRESETS, SETTINGS, resolveConfig } from './config.js';
-export type { ConfigOptions, PresetName, ResolvedConfig, SlowClientPolicy } from './config.js';
+export { PRESETS, SERVER_SETTINGS, SETTINGS, resolveConfig, resolveServerConfig } from './config.js';
+export type { ConfigOptions, PresetName, ResolvedConfig, ServerConfig, SlowClientPolicy } from './config.js';
+export type { CanSubscribe } from './server/control-handler.js';
 export type { WorkerFault, FaultKind } from './encode/pool.js';
 export {
   BatchcastError,

@@ -1,9 +1,13 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { deflateRawSync } from 'node:zlib';
 import { inflateRaw } from 'pako';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { connect, type BatchcastClient, type ClientMessage, type Gap } from '../src/client/index.js';
+import { InvalidConfigError } from '../src/errors.js';
+import { pakoInflate } from '../src/protocol/decode.js';
+import { KIND_BATCH, envelopeHeaderLength, writeEnvelopeHeader } from '../src/protocol/envelope.js';
 import type { Broadcaster } from '../src/index.js';
 import { writeFirstSeq } from '../src/protocol/envelope.js';
 import { startBroadcaster, trade, waitFor } from './helpers/harness.js';
@@ -42,7 +46,8 @@ describe('client (batchcast/client)', () => {
 
   it.each([
     ['node:zlib (the Node default)', undefined],
-    ['pako (the browser path)', (body: Uint8Array) => inflateRaw(body)],
+    ['pako (the browser path)', pakoInflate],
+    ['a custom inflater (pako without a bound)', (body: Uint8Array) => inflateRaw(body)],
   ] as const)('decodes every test vector with %s', async (_label, inflate) => {
     const url = await scriptedServer(vectors.map((v) => v.bytes));
     const client = connect(url, { inflate, reconnect: false });
@@ -92,6 +97,35 @@ describe('client (batchcast/client)', () => {
     expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['BATCHCAST_PROTOCOL']);
   });
 
+  it('throws InvalidConfigError at once for a URL it cannot connect to', () => {
+    for (const url of ['localhost:8080', 'not a url', 'ftp://example.com/ws']) {
+      expect(() => connect(url)).toThrow(InvalidConfigError);
+    }
+    expect(() => connect('localhost:8080')).toThrow(/url: "localhost:8080" has protocol localhost:; expected ws:, wss:/);
+  });
+
+  it.each([
+    ['node:zlib', undefined],
+    ['pako', pakoInflate],
+    ['a custom inflater', (body: Uint8Array) => inflateRaw(body)],
+  ] as const)('refuses a frame that inflates past maxBodyBytes (%s) and keeps going', async (_label, inflate) => {
+    // 4 MB of one JSON string compresses to ~4 KB: a small frame, a big body.
+    const body = Buffer.from(JSON.stringify(['z'.repeat(4 << 20)]));
+    const deflated = deflateRawSync(body);
+    const bomb = new Uint8Array(envelopeHeaderLength('c') + deflated.byteLength);
+    writeEnvelopeHeader(bomb, 0, KIND_BATCH, 'json', true, 1, 0, 'c');
+    bomb.set(deflated, envelopeHeaderLength('c'));
+    const fine = vectors.find((v) => v.name === 'json-plain')!.bytes;
+    const url = await scriptedServer([bomb, fine]);
+    const client = connect(url, { reconnect: false, inflate, maxBodyBytes: 1 << 20 });
+    const errors: Error[] = [];
+    client.on('error', (e) => errors.push(e));
+    const { messages } = track(client);
+    await waitFor(() => messages.length === 5, 5_000, 'the frame after the refused one');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'BATCHCAST_PROTOCOL', message: expect.stringMatching(/1048576/) });
+  });
+
   describe('against a broadcaster', () => {
     let broadcaster: Broadcaster | undefined;
     afterEach(async () => {
@@ -111,6 +145,22 @@ describe('client (batchcast/client)', () => {
       await waitFor(() => messages.length === 600, 5_000, '600 messages');
       expect(messages.filter((m) => m.channel === 'a').map((m) => m.seq)).toEqual([...Array(300).keys()]);
       expect(messages.filter((m) => m.channel === 'b').map((m) => m.data)).toEqual([...Array(300).keys()].map((i) => trade(2 * i + 1)));
+    });
+
+    it('applies subscribe and unsubscribe calls made while the socket is still connecting', async () => {
+      const started = await startBroadcaster({ batchDelayMs: 2 });
+      broadcaster = started.broadcaster;
+      const client = connect(started.url, { channels: ['a', 'gone'] });
+      const { messages } = track(client);
+      client.subscribe('x'); // before 'open': not in the URL the socket was opened with
+      client.unsubscribe('gone');
+      await new Promise((resolve) => client.once('open', () => resolve(undefined)));
+      await waitFor(() => JSON.stringify(broadcaster!.stats().subscribers) === JSON.stringify({ a: 1, x: 1 }), 5_000, 'a and x only');
+      broadcaster.publish('x', 'for x');
+      broadcaster.publish('gone', 'not for us');
+      broadcaster.publish('a', 'for a');
+      await waitFor(() => messages.length === 2, 5_000, 'two messages');
+      expect(messages.map((m) => m.data).sort()).toEqual(['for a', 'for x']);
     });
 
     it('reconnects with backoff after the server restarts and resubscribes every channel', async () => {

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { SERVER_SETTINGS, SETTINGS, resolveServerConfig } from '../src/config.js';
 import { InvalidConfigError, PRESETS, createBroadcaster, resolveConfig } from '../src/index.js';
 
 describe('resolveConfig', () => {
@@ -65,5 +67,52 @@ describe('resolveConfig', () => {
   it('fails at start: createBroadcaster throws before opening anything', () => {
     expect(() => createBroadcaster({ noServer: true, env: { BATCHCAST_CODEC: 'protobuf' } })).toThrow(/BATCHCAST_CODEC.*expected one of json, msgpack/);
     expect(() => createBroadcaster({ env: {} })).toThrow(/exactly one of server, port or noServer/);
+  });
+});
+
+describe('every setting', () => {
+  type AnySetting = { env: string; kind: { type: string; min?: number; max?: number; off?: number; values?: readonly string[] } };
+  /** One accepted and one refused text per kind, with the value the accepted text resolves to. */
+  function samples(setting: AnySetting): { good: string; value: unknown; bad: string } {
+    const { kind } = setting;
+    if (kind.type === 'int') return { good: String(kind.max), value: kind.max, bad: String(kind.max! + 1) };
+    if (kind.type === 'enum') return { good: kind.values!.at(-1)!, value: kind.values!.at(-1), bad: 'nope' };
+    if (kind.type === 'bool') return { good: 'no', value: false, bad: 'maybe' };
+    if (kind.type === 'list') return { good: 'https://a.example, https://b.example:8443', value: ['https://a.example', 'https://b.example:8443'], bad: 'not an origin' };
+    return { good: '/feed', value: '/feed', bad: 'has space' };
+  }
+
+  it.each(Object.entries(SETTINGS))('%s is read from its variable, and a bad value fails naming it', (key, setting) => {
+    const { good, value, bad } = samples(setting);
+    expect((resolveConfig({}, { [setting.env]: good }) as unknown as Record<string, unknown>)[key]).toEqual(value);
+    expect(() => resolveConfig({}, { [setting.env]: bad })).toThrow(new RegExp(`^${setting.env}: `));
+  });
+
+  it.each(Object.entries(SERVER_SETTINGS))('server setting %s is read from its variable, and a bad value fails naming it', (key, setting) => {
+    const { good, value, bad } = samples(setting);
+    const goodText = key === 'host' ? 'example.com' : key === 'publishToken' ? 'tok3n' : good;
+    const expected = key === 'host' ? 'example.com' : key === 'publishToken' ? 'tok3n' : value;
+    expect((resolveServerConfig({}, { [setting.env]: goodText }) as unknown as Record<string, unknown>)[key]).toEqual(expected);
+    expect(() => resolveServerConfig({}, { [setting.env]: bad })).toThrow(new RegExp(`^${setting.env}: `));
+  });
+
+  it('accepts 0 for the heartbeat (off) but nothing between 0 and 100 ms', () => {
+    expect(resolveConfig({ heartbeatIntervalMs: 0 }, {}).heartbeatIntervalMs).toBe(0);
+    expect(() => resolveConfig({ heartbeatIntervalMs: 5 }, {})).toThrow(/expected an integer 100\.\.3600000, or 0 to turn it off/);
+  });
+
+  it('checks the broadcaster\'s path and allowedOrigins options', () => {
+    expect(() => createBroadcaster({ noServer: true, env: {}, path: 'ws' })).toThrow(/path: "ws" is not accepted; expected a URL path starting with "\/"/);
+    expect(() => createBroadcaster({ noServer: true, env: {}, allowedOrigins: ['app.example'] })).toThrow(/allowedOrigins: .* expected comma-separated origins/);
+  });
+
+  it('README documents exactly these variables, each with its option or flag', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const documented = new Set([...readme.matchAll(/^\| `[^`]+` \| `([A-Z_]+)` \|/gm)].map((m) => m[1]));
+    documented.add('BATCHCAST_PUBLISH_TOKEN'); // its row has no flag: "| (none) |"
+    const known = [...Object.values(SETTINGS), ...Object.values(SERVER_SETTINGS)].map((s) => s.env);
+    expect([...documented].sort()).toEqual([...known].sort());
+    for (const [key, setting] of Object.entries(SETTINGS)) expect(readme).toContain(`| \`${key}\` | \`${setting.env}\` |`);
+    expect(readme).toContain('| (none) | `BATCHCAST_PUBLISH_TOKEN` |');
   });
 });

@@ -1,22 +1,35 @@
 #!/usr/bin/env node
 /** The `batchcast` command: `serve` (default) and `tail`. */
 import { parseArgs } from 'node:util';
-import { SETTINGS, parseSetting, type ConfigOptions, type ResolvedConfig } from '../config.js';
+import {
+  SERVER_SETTINGS,
+  SETTINGS,
+  parseServerSetting,
+  parseSetting,
+  resolveServerConfig,
+  type ConfigOptions,
+  type ResolvedConfig,
+  type ServerConfig,
+} from '../config.js';
 import { BatchcastError, InvalidConfigError } from '../errors.js';
 import { serve } from './serve.js';
 import { tail } from './tail.js';
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const SETTING_FLAGS = Object.fromEntries(Object.keys(SETTINGS).map((key) => [kebab(key), { type: 'string' as const }]));
+// The publish token is read from the environment only: a flag would show it in `ps` output.
+const SERVER_FLAG_KEYS = (Object.keys(SERVER_SETTINGS) as (keyof ServerConfig)[]).filter((key) => key !== 'publishToken');
+const SERVER_FLAGS = Object.fromEntries(SERVER_FLAG_KEYS.map((key) => [kebab(key), { type: 'string' as const }]));
 
 const USAGE = `Usage:
-  batchcast serve [--port N] [--host H] [--path /ws] [--demo] [--demo-rate N] [--<setting> value ...]
+  batchcast serve [--port N] [--host H] [--path /ws] [--allowed-origins LIST] [--demo] [--demo-rate N] [--<setting> value ...]
   batchcast tail <ws-url> <channel...> [--json] [--duration S] [--messages]
 
 serve  WebSocket endpoint at --path (default /ws), POST /publish/:channel, GET /stats, GET /healthz.
-       --port (env PORT, default 8080), --host (env HOST, default 0.0.0.0).
-       --demo publishes a synthetic ticker feed (--demo-rate msgs/s, default 2000).
-       Publish token: env BATCHCAST_PUBLISH_TOKEN. Origins: env BATCHCAST_ALLOWED_ORIGINS (comma list).
+       --port (env PORT, default 8080), --host (env HOST, default 0.0.0.0), --path (env BATCHCAST_PATH),
+       --allowed-origins (env BATCHCAST_ALLOWED_ORIGINS, comma list; default any origin).
+       --demo publishes a synthetic ticker feed (--demo-rate msgs/s, env BATCHCAST_DEMO_RATE, default 2000).
+       Publish token: env BATCHCAST_PUBLISH_TOKEN only (never a flag, which ps would show).
        Settings (flag or env var; flags win):
 ${Object.entries(SETTINGS).map(([key, s]) => `         --${kebab(key).padEnd(30)} ${s.env}`).join('\n')}
 tail   Subscribes and prints messages/s, bytes/s and the compression ratio once a second.
@@ -37,33 +50,21 @@ async function main(argv: string[]): Promise<void> {
 async function runServe(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      path: { type: 'string' },
-      demo: { type: 'boolean', default: false },
-      'demo-rate': { type: 'string' },
-      ...SETTING_FLAGS,
-    },
+    options: { demo: { type: 'boolean', default: false }, ...SERVER_FLAGS, ...SETTING_FLAGS },
     strict: true,
   });
+  const flags = values as Record<string, unknown>;
   const settings: ConfigOptions = {};
   for (const key of Object.keys(SETTINGS) as (keyof ResolvedConfig)[]) {
-    const raw = (values as Record<string, unknown>)[kebab(key)];
+    const raw = flags[kebab(key)];
     if (typeof raw === 'string') (settings as Record<string, unknown>)[key] = parseSetting(key, raw, `--${kebab(key)}`);
   }
-  const env = process.env;
-  const origins = env.BATCHCAST_ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean);
-  await serve({
-    port: integer(values.port ?? env.PORT, values.port !== undefined ? '--port' : 'PORT', 8080, 0, 65535),
-    host: values.host ?? env.HOST ?? '0.0.0.0',
-    path: values.path ?? env.BATCHCAST_PATH ?? '/ws',
-    demo: values.demo === true,
-    demoRate: integer(values['demo-rate'], '--demo-rate', 2000, 1, 10_000_000),
-    publishToken: env.BATCHCAST_PUBLISH_TOKEN || undefined,
-    allowedOrigins: origins !== undefined && origins.length > 0 ? origins : undefined,
-    settings,
-  });
+  const server: Partial<ServerConfig> = {};
+  for (const key of SERVER_FLAG_KEYS) {
+    const raw = flags[kebab(key)];
+    if (typeof raw === 'string') (server as Record<string, unknown>)[key] = parseServerSetting(key, raw, `--${kebab(key)}`);
+  }
+  await serve({ ...resolveServerConfig(server, process.env), demo: values.demo === true, settings });
 }
 
 async function runTail(args: string[]): Promise<void> {

@@ -2,18 +2,13 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createBroadcaster } from '../broadcaster.js';
-import type { ConfigOptions } from '../config.js';
+import type { ConfigOptions, ServerConfig } from '../config.js';
 import { createHttpApi } from '../server/http-api.js';
 import { startDemoFeed } from './demo.js';
 
-export interface ServeOptions {
-  port: number;
-  host: string;
-  path: string;
+export interface ServeOptions extends ServerConfig {
   demo: boolean;
-  demoRate: number;
-  publishToken: string | undefined;
-  allowedOrigins: string[] | undefined;
+  /** Broadcaster settings given as flags (the environment is read by createBroadcaster). */
   settings: ConfigOptions;
 }
 

@@ -3,8 +3,8 @@
  * (compressed or not, JSON or msgpack, and legacy JSON text frames), reports
  * sequence gaps, and reconnects with backoff, resubscribing on each connect.
  */
-import { decodeFrame, type DecodedFrame, type Inflate } from '../protocol/decode.js';
-import { ProtocolError } from '../errors.js';
+import { DEFAULT_MAX_BODY_BYTES, decodeFrame, type DecodedFrame, type Inflate } from '../protocol/decode.js';
+import { InvalidConfigError, ProtocolError } from '../errors.js';
 import { Emitter } from './emitter.js';
 
 /** One delivered message. `seq` is its per-channel sequence number (`null` for legacy text frames). */
@@ -41,6 +41,8 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Raw DEFLATE inflater (default: node:zlib in Node, pako in browsers). */
   inflate?: Inflate;
+  /** Largest body a frame may inflate to; bigger frames are refused with an `error` event (default 256 MiB). */
+  maxBodyBytes?: number;
 }
 
 export interface ClientEvents extends Record<string, unknown[]> {
@@ -92,12 +94,17 @@ export class BatchcastClient extends Emitter<ClientEvents> {
   #socket: MinimalWebSocket | null = null;
   #WebSocket: WebSocketConstructor | undefined;
   #inflate: Inflate | undefined;
+  readonly #maxBodyBytes: number;
+  /** The channels named in the URL of the current socket: what the server subscribed at upgrade. */
+  #urlChannels: Set<string> = new Set();
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
 
+  /** Throws {@link InvalidConfigError} at once for a URL that is not ws://, wss://, http:// or https://. */
   constructor(url: string, options: ClientOptions = {}) {
     super();
+    checkUrl(url);
     this.url = url;
     this.#channels = new Set(options.channels ?? []);
     const reconnect = options.reconnect ?? true;
@@ -106,6 +113,7 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     };
     this.#WebSocket = options.WebSocket;
     this.#inflate = options.inflate;
+    this.#maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     void this.#open();
   }
 
@@ -152,18 +160,28 @@ export class BatchcastClient extends Emitter<ClientEvents> {
         : (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
       if (this.#inflate === undefined && isNode) {
         const zlib = await import('node:zlib');
-        this.#inflate = (body) => zlib.inflateRawSync(body);
+        this.#inflate = (body, maxBytes) => zlib.inflateRawSync(body, { maxOutputLength: maxBytes });
       }
     } catch (error) {
       this.emit('error', error as Error);
       return;
     }
     if (this.#closed) return;
-    const socket = new this.#WebSocket(this.#urlWithChannels());
+    let socket: MinimalWebSocket;
+    try {
+      this.#urlChannels = new Set(this.#channels);
+      socket = new this.#WebSocket(this.#urlWithChannels());
+    } catch (error) {
+      // e.g. a browser refusing the URL: report it, and try again later like any failed connect.
+      this.emit('error', error instanceof Error ? error : new Error(String(error)));
+      if (!this.#closed && this.#reconnect !== null) this.#schedule();
+      return;
+    }
     socket.binaryType = 'arraybuffer';
     this.#socket = socket;
     socket.onopen = () => {
       this.#attempt = 0;
+      this.#syncSubscriptions();
       this.emit('open');
     };
     socket.onmessage = (event) => this.#onMessage(event.data);
@@ -176,6 +194,14 @@ export class BatchcastClient extends Emitter<ClientEvents> {
       this.emit('close', { code: event.code, reason: event.reason, willReconnect });
       if (willReconnect) this.#schedule();
     };
+  }
+
+  /** Sends what changed between building the socket's URL and its opening (subscribe/unsubscribe while connecting). */
+  #syncSubscriptions(): void {
+    const added = [...this.#channels].filter((channel) => !this.#urlChannels.has(channel));
+    const removed = [...this.#urlChannels].filter((channel) => !this.#channels.has(channel));
+    this.#send({ op: 'subscribe', channels: added });
+    this.#send({ op: 'unsubscribe', channels: removed });
   }
 
   #schedule(): void {
@@ -202,7 +228,7 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array);
     let frame: DecodedFrame;
     try {
-      frame = decodeFrame(bytes, this.#inflate);
+      frame = decodeFrame(bytes, this.#inflate, this.#maxBodyBytes);
     } catch (error) {
       this.emit('error', error as Error);
       return;
@@ -251,6 +277,18 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     this.stats.rawBytes += text.length;
     this.stats.messages += messages.length;
     for (const data of messages) this.emit('message', { channel, seq: null, data });
+  }
+}
+
+function checkUrl(url: string): void {
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw new InvalidConfigError('url', `${JSON.stringify(url)} is not an absolute URL; expected ws://host:port/path or wss://…`);
+  }
+  if (!['ws:', 'wss:', 'http:', 'https:'].includes(protocol)) {
+    throw new InvalidConfigError('url', `${JSON.stringify(url)} has protocol ${protocol}; expected ws:, wss:, http: or https:`);
   }
 }
 

@@ -3,7 +3,7 @@
  * Browser-safe: pako inflates and msgpackr unpacks; no Node-only APIs.
  */
 import { Unpackr } from 'msgpackr';
-import { inflateRaw } from 'pako';
+import { Inflate as PakoInflate } from 'pako';
 import { ProtocolError } from '../errors.js';
 import { KIND_BATCH, readEnvelopeHeader } from './envelope.js';
 
@@ -15,16 +15,43 @@ export type DecodedFrame =
   | { kind: 'batch'; channel: string; firstSeq: number; codec: 'json' | 'msgpack'; compressed: boolean; messages: unknown[]; wireBytes: number; rawBytes: number }
   | { kind: 'notice'; channel: string; notice: Record<string, unknown> };
 
-/** Inflates a raw DEFLATE body; callers may pass a faster native implementation (node:zlib). */
-export type Inflate = (body: Uint8Array) => Uint8Array;
+/**
+ * Inflates a raw DEFLATE body, producing at most `maxBytes` (throw past that: a small
+ * frame can inflate to gigabytes). Callers may pass a faster native implementation
+ * (node:zlib with `maxOutputLength`).
+ */
+export type Inflate = (body: Uint8Array, maxBytes: number) => Uint8Array;
 
-const pakoInflate: Inflate = (body) => inflateRaw(body);
+/** Default bound on an inflated body: far above any batch the server's defaults produce. */
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
+
+/** pako, stopped as soon as its output passes `maxBytes`. */
+export const pakoInflate: Inflate = (body, maxBytes) => {
+  const inflator = new PakoInflate({ raw: true });
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  inflator.onData = (chunk) => {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw new Error(`inflated body passes ${maxBytes} bytes`);
+    chunks.push(chunk);
+  };
+  inflator.push(body, true);
+  if (inflator.err !== 0) throw new Error(inflator.msg || `inflate error ${inflator.err}`);
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+};
 
 /**
  * Decodes a binary frame. Throws {@link ProtocolError} naming what is wrong when the
  * bytes are not a valid batchcast v1 frame.
  */
-export function decodeFrame(frame: Uint8Array, inflate: Inflate = pakoInflate): DecodedFrame {
+export function decodeFrame(frame: Uint8Array, inflate: Inflate = pakoInflate, maxBodyBytes = DEFAULT_MAX_BODY_BYTES): DecodedFrame {
   const header = readEnvelopeHeader(frame);
   if (typeof header === 'string') throw new ProtocolError(header);
   let body = frame.subarray(header.bodyOffset);
@@ -33,10 +60,12 @@ export function decodeFrame(frame: Uint8Array, inflate: Inflate = pakoInflate): 
   }
   if (header.compressed) {
     try {
-      body = inflate(body);
+      body = inflate(body, maxBodyBytes);
     } catch (error) {
       throw new ProtocolError(`channel "${header.channel}": compressed body does not inflate (${(error as Error).message})`);
     }
+    // A custom inflater may not honour the bound.
+    if (body.byteLength > maxBodyBytes) throw new ProtocolError(`channel "${header.channel}": inflated body of ${body.byteLength} bytes passes ${maxBodyBytes}`);
   }
   let messages: unknown;
   try {

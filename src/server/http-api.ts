@@ -6,7 +6,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Broadcaster } from '../broadcaster.js';
-import { BatchcastError } from '../errors.js';
+import { BatchcastError, InvalidChannelError } from '../errors.js';
+import { isValidChannel } from '../protocol/channel.js';
 
 export interface HttpApiOptions {
   /** Bearer token for `POST /publish` (`BATCHCAST_PUBLISH_TOKEN`); unset: loopback peers only. */
@@ -24,22 +25,45 @@ export function createHttpApi(broadcaster: Broadcaster, options: HttpApiOptions)
   return function handle(request: IncomingMessage, response: ServerResponse): void {
     const url = request.url ?? '/';
     const path = url.split('?', 1)[0]!;
-    if (request.method === 'GET' && path === '/healthz') return json(response, 200, { status: 'ok' });
+    // 503 while shutting down, so a load balancer stops sending clients here.
+    if (request.method === 'GET' && path === '/healthz') return broadcaster.closing ? json(response, 503, { status: 'closing' }) : json(response, 200, { status: 'ok' });
     if (request.method === 'GET' && path === '/stats') return json(response, 200, broadcaster.stats());
     if (path.startsWith('/publish/')) {
       if (request.method !== 'POST') return json(response, 405, { error: 'use POST /publish/:channel' }, { allow: 'POST' });
       const refusal = checkPublishAccess(request, tokenDigest);
       if (refusal !== null) return json(response, refusal.status, { error: refusal.message, code: 'BATCHCAST_UNAUTHORIZED' });
-      void publishFromRequest(broadcaster, decodeURIComponent(path.slice('/publish/'.length)), request, response, options.maxBodyBytes);
+      const channel = decodeChannel(path.slice('/publish/'.length));
+      if (channel === null) return json(response, 400, { error: new InvalidChannelError(path.slice('/publish/'.length)).message, code: 'BATCHCAST_INVALID_CHANNEL' });
+      publishFromRequest(broadcaster, channel, request, response, options.maxBodyBytes).catch((error: unknown) => {
+        // The producer went away mid-upload ('aborted'), or a bug: never let one request take the server down.
+        if (!response.headersSent && !request.destroyed) json(response, 500, { error: `publish failed: ${(error as Error).message}` });
+        else request.destroy();
+      });
       return;
     }
     json(response, 404, { error: `no route for ${request.method} ${path}` });
   };
 }
 
+/** The channel named by a URL path segment, or null if it is not valid percent-encoding of a valid channel. */
+function decodeChannel(segment: string): string | null {
+  let channel: string;
+  try {
+    channel = decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
+  return isValidChannel(channel) ? channel : null;
+}
+
+/** Whether a peer address is this host's loopback interface (IPv4, IPv6, or IPv4 mapped into IPv6). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  return address !== undefined && LOOPBACK.has(address);
+}
+
 function checkPublishAccess(request: IncomingMessage, tokenDigest: Buffer | null): { status: number; message: string } | null {
   if (tokenDigest === null) {
-    return LOOPBACK.has(request.socket.remoteAddress ?? '')
+    return isLoopbackAddress(request.socket.remoteAddress)
       ? null
       : { status: 403, message: 'publishing over HTTP is allowed from loopback only unless BATCHCAST_PUBLISH_TOKEN is set' };
   }
@@ -77,13 +101,16 @@ async function publishFromRequest(
     return json(response, 400, { error: `body is not valid JSON: ${(error as Error).message}`, code: 'BATCHCAST_INVALID_MESSAGE' });
   }
   const messages = Array.isArray(body) ? body : [body];
+  let accepted = 0;
   try {
-    for (const message of messages) broadcaster.publish(channel, message);
-  } catch (error) {
-    if (error instanceof BatchcastError) {
-      return json(response, error.code === 'BATCHCAST_CLOSED' ? 503 : 400, { error: error.message, code: error.code });
+    for (const message of messages) {
+      broadcaster.publish(channel, message);
+      accepted++;
     }
-    throw error;
+  } catch (error) {
+    if (!(error instanceof BatchcastError)) throw error;
+    // Messages before the bad one are already published: say how many.
+    return json(response, error.code === 'BATCHCAST_CLOSED' ? 503 : 400, { error: error.message, code: error.code, accepted });
   }
   json(response, 202, { accepted: messages.length });
 }

@@ -185,6 +185,27 @@ describe('access control', () => {
     expect(broadcaster.stats().subscribers).toEqual({ public: 2, 'alice.private': 1 });
   });
 
+  it('canSubscribe may be async: decisions apply in the order the client sent its control messages', async () => {
+    const { broadcaster, url } = await resources.start({
+      canSubscribe: async (_connection, channel) => {
+        await sleep(channel === 'slow' ? 150 : 10);
+        if (channel === 'rejects') throw new Error('policy service down');
+        return channel !== 'deny';
+      },
+    });
+    const client = await resources.client(url);
+    client.ws.send(JSON.stringify({ op: 'subscribe', channels: ['slow', 'deny', 'rejects', 'fast'] }));
+    client.ws.send(JSON.stringify({ op: 'unsubscribe', channels: ['slow'] })); // must not overtake the subscribe
+    await client.waitFor(() => client.notices.length === 4, 5_000, 'four notices');
+    expect(client.notices.map((n) => [n.op, n.code ?? n.channels, n.channel])).toEqual([
+      ['error', 'BATCHCAST_FORBIDDEN', 'deny'],
+      ['error', 'BATCHCAST_FORBIDDEN', 'rejects'],
+      ['subscribed', ['slow', 'fast'], undefined],
+      ['unsubscribed', ['slow'], undefined],
+    ]);
+    expect(broadcaster.stats().subscribers).toEqual({ fast: 1 });
+  });
+
   it('allowedOrigins: listed origin → accepted, other or missing origin → 403', async () => {
     const { broadcaster, url } = await resources.start({ allowedOrigins: ['https://app.example'] });
     const ok = await upgradeStatus(url, { origin: 'https://app.example' });

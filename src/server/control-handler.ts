@@ -1,0 +1,122 @@
+/**
+ * What the server does with a client's control messages (and the `?channels=`
+ * of its upgrade URL): validate, ask `canSubscribe`, apply, and answer with a
+ * notice. `canSubscribe` may be async; a client's later control messages then
+ * wait for it, so replies and subscriptions keep the order the client sent them in.
+ */
+import type { RawData } from 'ws';
+import { InvalidChannelError } from '../errors.js';
+import type { Notice } from '../fanout/notice.js';
+import type { Subscriptions } from '../fanout/subscriptions.js';
+import { isValidChannel } from '../protocol/channel.js';
+import type { Connection } from './connection.js';
+import { parseControl, type ControlMessage } from './control.js';
+
+/** Decides one subscription; a refusal (false, a throw or a rejection) reaches the client as a `BATCHCAST_FORBIDDEN` notice. */
+export type CanSubscribe = (connection: Connection, channel: string) => boolean | Promise<boolean>;
+
+export interface ControlHandlerOptions {
+  subscriptions: Subscriptions;
+  maxSubscriptionsPerClient: number;
+  canSubscribe: CanSubscribe | undefined;
+  notify: (connection: Connection, notice: Notice) => void;
+}
+
+/** Applies control messages, one client at a time, in order. */
+export class ControlHandler {
+  readonly #options: ControlHandlerOptions;
+  /** Per client: the tail of its control messages still waiting for an async `canSubscribe`. */
+  readonly #queues = new WeakMap<Connection, Promise<void>>();
+
+  constructor(options: ControlHandlerOptions) {
+    this.#options = options;
+  }
+
+  /** Handles one frame a client sent. Binary frames close the connection with 1003. */
+  onMessage(connection: Connection, data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      connection.ws.close(1003, 'binary frames are not accepted; control messages are JSON text');
+      return;
+    }
+    const control = parseControl(data.toString());
+    if ('code' in control) {
+      connection.badMessages++;
+      this.#options.notify(connection, { op: 'error', code: control.code, message: control.message });
+      return;
+    }
+    this.#inOrder(connection, () => this.#apply(connection, control));
+  }
+
+  /** Subscribes a new connection to the channels of its upgrade URL, as if it had sent a subscribe. */
+  subscribeFromUrl(connection: Connection, channels: string[]): void {
+    if (channels.length > 0) this.#inOrder(connection, () => this.#subscribe(connection, channels));
+  }
+
+  #inOrder(connection: Connection, step: () => void | Promise<void>): void {
+    const queued = this.#queues.get(connection);
+    if (queued !== undefined) {
+      this.#track(connection, queued.then(step));
+      return;
+    }
+    const pending = step();
+    if (pending !== undefined) this.#track(connection, pending);
+  }
+
+  #track(connection: Connection, tail: Promise<void>): void {
+    this.#queues.set(connection, tail);
+    void tail.finally(() => {
+      if (this.#queues.get(connection) === tail) this.#queues.delete(connection);
+    });
+  }
+
+  #apply(connection: Connection, control: ControlMessage): void | Promise<void> {
+    if (control.op === 'subscribe') return this.#subscribe(connection, control.channels);
+    const removed = control.channels.filter((channel) => this.#options.subscriptions.remove(connection, channel));
+    this.#options.notify(connection, { op: 'unsubscribed', channels: removed });
+  }
+
+  #subscribe(connection: Connection, channels: string[]): void | Promise<void> {
+    const { canSubscribe, notify } = this.#options;
+    const valid: string[] = [];
+    for (const channel of channels) {
+      if (isValidChannel(channel)) valid.push(channel);
+      else notify(connection, { op: 'error', code: 'BATCHCAST_INVALID_CHANNEL', message: new InvalidChannelError(channel).message });
+    }
+    const verdicts = valid.map((channel) => decide(canSubscribe, connection, channel));
+    if (!verdicts.some((verdict) => verdict instanceof Promise)) return this.#admit(connection, valid, verdicts as boolean[]);
+    return Promise.all(verdicts).then((resolved) => this.#admit(connection, valid, resolved));
+  }
+
+  #admit(connection: Connection, channels: string[], allowed: boolean[]): void {
+    const { subscriptions, maxSubscriptionsPerClient, notify } = this.#options;
+    // The client may have gone while an async canSubscribe ran.
+    if (connection.ws.readyState !== connection.ws.OPEN) return;
+    const accepted: string[] = [];
+    channels.forEach((channel, i) => {
+      if (!connection.channels.has(channel) && connection.channels.size >= maxSubscriptionsPerClient) {
+        notify(connection, {
+          op: 'error', code: 'BATCHCAST_TOO_MANY_SUBSCRIPTIONS', channel,
+          message: `subscription to "${channel}" refused: limit of ${maxSubscriptionsPerClient} channels per client reached`,
+        });
+      } else if (!allowed[i]) {
+        notify(connection, { op: 'error', code: 'BATCHCAST_FORBIDDEN', channel, message: `subscription to "${channel}" is not allowed` });
+      } else {
+        subscriptions.add(connection, channel);
+        accepted.push(channel);
+      }
+    });
+    if (accepted.length > 0) notify(connection, { op: 'subscribed', channels: accepted });
+  }
+}
+
+/** Asks the hook; anything but `true` (or a promise of it) is a refusal, and so is a throw. */
+function decide(canSubscribe: CanSubscribe | undefined, connection: Connection, channel: string): boolean | Promise<boolean> {
+  if (canSubscribe === undefined) return true;
+  try {
+    const verdict = canSubscribe(connection, channel);
+    if (verdict instanceof Promise) return verdict.then((value) => value === true, () => false);
+    return verdict === true;
+  } catch {
+    return false;
+  }
+}
