@@ -240,7 +240,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     const limit = this.config.maxMessageBytes;
     if (this.config.codec === 'json') {
       if (typeof data !== 'string') throw new InvalidMessageError(channel, 'pre-serialized messages for the json codec must be strings');
-      if (data.length > limit) throw new MessageTooLargeError(channel, Buffer.byteLength(data), limit);
+      // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only when the length alone cannot settle it.
+      if (data.length > limit || (data.length * 3 > limit && Buffer.byteLength(data) > limit)) {
+        throw new MessageTooLargeError(channel, Buffer.byteLength(data), limit);
+      }
     } else {
       if (!(data instanceof Uint8Array)) throw new InvalidMessageError(channel, 'pre-serialized messages for the msgpack codec must be Uint8Arrays');
       if (data.byteLength > limit) throw new MessageTooLargeError(channel, data.byteLength, limit);

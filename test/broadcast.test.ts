@@ -51,6 +51,27 @@ describe('broadcast end to end (real ws, real Piscina workers)', () => {
     expect(stats.encodeMicros.samples).toBe(3);
   });
 
+  it('reports rates, byte counts, pool figures and encode-time percentiles in stats()', async () => {
+    const { url } = await start();
+    const client = await open(url, ['s']);
+    for (let i = 0; i < 1000; i++) broadcaster!.publish('s', trade(i));
+    await client.waitFor(() => client.messages.length === 1000, 10_000, '1000 messages');
+    // Rates are per whole second, sampled once a second.
+    await waitFor(() => broadcaster!.stats().messagesPerSecond > 0 && broadcaster!.stats().pool.utilization > 0, 5_000, 'a rate sample');
+    const stats = broadcaster!.stats();
+    expect(stats.messagesPerSecond).toBeLessThanOrEqual(1000);
+    expect(stats.pool).toMatchObject({ threads: 1, queueSize: 0, inFlight: 0, faults: { error: 0, crash: 0, timeout: 0, inline: 0 } });
+    expect(stats.pool.utilization).toBeLessThanOrEqual(1);
+    expect(stats.batches).toBe(2);
+    expect(stats.rawBytes).toBeGreaterThan(stats.wireBytes);
+    expect(stats.compressionRatio).toBeCloseTo(stats.rawBytes / stats.wireBytes, 6);
+    expect(stats.bytesSent).toBe(stats.wireBytes); // one subscriber: every frame once
+    expect(stats.encodeMicros.samples).toBe(2);
+    expect(stats.encodeMicros.p50).toBeGreaterThan(0);
+    expect(stats.encodeMicros.max).toBeGreaterThanOrEqual(stats.encodeMicros.p50);
+    expect(stats.messagesPending).toBe(0);
+  });
+
   it.each(['json', 'msgpack'] as const)('carries the %s codec through the workers, small bodies uncompressed', async (codec) => {
     const { url } = await start({ codec, batchDelayMs: 5 });
     const client = await open(url, ['c']);

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitFor } from './helpers/harness.js';
+import { RawClient, waitFor } from './helpers/harness.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const children: ChildProcess[] = [];
@@ -85,5 +85,32 @@ describe('batchcast CLI (child processes)', () => {
     const flag = run(['serve', '--port', '0', '--codec', 'xml']);
     expect((await flag.exited)[0]).toBe(2);
     expect(flag.out.stderr).toContain('--codec');
+    const path = run(['serve', '--port', '0'], { BATCHCAST_PATH: 'ws' });
+    expect((await path.exited)[0]).toBe(2);
+    expect(path.out.stderr).toContain('BATCHCAST_PATH: "ws" is not accepted; expected a URL path starting with "/"');
+  });
+
+  it('on SIGTERM delivers every published message to a connected client, then closes it with 1001', async () => {
+    // A long batch delay: the messages are still in an open batch when the signal comes.
+    const server = await serve(['--batch-delay-ms', '10000']);
+    const client = await RawClient.open(`ws://127.0.0.1:${server.port}/ws`, ['news']);
+    const closedWith = new Promise<number>((resolve) => client.ws.once('close', (code) => resolve(code)));
+    const body = JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ i })));
+    expect((await fetch(`${server.base}/publish/news`, { method: 'POST', body })).status).toBe(202);
+    expect(client.messages).toHaveLength(0);
+    server.child.kill('SIGTERM');
+    expect(await closedWith).toBe(1001);
+    expect(client.messages.map((m) => (m.data as { i: number }).i)).toEqual([...Array(300).keys()]);
+    expect((await server.exited)[0]).toBe(0);
+  });
+
+  it('tail prints one human-readable line a second', async () => {
+    const server = await serve(['--demo', '--demo-rate', '1000']);
+    const tail = run(['tail', `ws://127.0.0.1:${server.port}/ws`, 'trades', '--duration', '2']);
+    expect((await tail.exited)[0]).toBe(0);
+    expect(tail.out.stderr).toContain(`connected to ws://127.0.0.1:${server.port}/ws, channels trades`);
+    const lines = tail.out.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    for (const line of lines) expect(line).toMatch(/^\s*\d+s\s+\d+ msg\/s\s+\d+ frames\/s\s+[\d.]+ (B|KiB|MiB)\/s\s+ratio [\d.]+x\s+total \d+\s+gaps 0$/);
   });
 });

@@ -64,6 +64,14 @@ describe('encodeBatch (the code each worker runs)', () => {
     expect(frame.kind === 'batch' && frame.messages).toEqual([{ plain: 0 }, { pre: 'serialized', n: 1 }, { plain: 2 }, { pre: 3 }]);
   });
 
+  it('splices pre-serialized JSON byte for byte: whitespace and key order survive, nothing is re-serialized', () => {
+    const texts = ['{ "b":1,  "a" : 2 }', '[ 1 ,2 ]', '"\\u00e9"'];
+    const { bytes } = envelope({ ...base, compressionLevel: 0, items: texts, serialized: true });
+    const header = readEnvelopeHeader(bytes);
+    if (typeof header === 'string') throw new Error(header);
+    expect(Buffer.from(bytes.subarray(header.bodyOffset)).toString()).toBe(`[${texts.join(',')}]`);
+  });
+
   it('splices pre-serialized msgpack bytes without re-encoding', () => {
     const items = Array.from({ length: 20 }, (_, i) => pack({ i, s: 'v'.repeat(i) }));
     const frame = decodeFrame(envelope({ ...base, codec: 'msgpack', items, serialized: true }).bytes);

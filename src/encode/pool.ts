@@ -1,8 +1,10 @@
 /**
  * The encoder pool: one Piscina task per batch. A task that throws, whose worker
- * dies, or that runs past `encodeTimeoutMs` is retried once on the pool (a crashed
- * or timed-out worker is replaced by a fresh one), then encoded inline on the main
- * thread as the last resort, so no batch is lost to a worker fault.
+ * dies, or that runs past `encodeTimeoutMs` is retried once on a fresh worker, then
+ * encoded inline on the main thread as the last resort, so no batch is lost to a
+ * worker fault. A worker that threw is terminated too (its state may be what broke),
+ * so Piscina replaces every worker that failed a batch; our load balancer records
+ * which thread runs which batch, and never hands work to a thread being replaced.
  *
  * Batches wait for a free worker in a queue of our own, not Piscina's: the
  * `encodeTimeoutMs` clock starts when a batch is handed to a worker, so batches
@@ -37,6 +39,9 @@ export interface EncoderPoolOptions {
   /** Worker module exporting the task handler as default; the built-in encoder unless set. */
   workerFilename?: string;
 }
+
+/** Piscina's load-balancer signature (the package root does not export it by name). */
+type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
 
 /** How one attempt at a batch failed. */
 export type FaultKind = 'error' | 'crash' | 'timeout';
@@ -93,6 +98,8 @@ class Job {
   signal: AttemptSignal | null = null;
   /** `performance.now()` when the current attempt was handed to Piscina. */
   startedAt = 0;
+  /** The worker thread running the current attempt, once Piscina has placed it. */
+  threadId: number | undefined = undefined;
 
   constructor(
     readonly task: EncodeTask,
@@ -113,6 +120,12 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   readonly #watchdog: NodeJS.Timeout;
   /** Batches accepted and not finished (waiting, running, or between attempts). */
   #inFlight = 0;
+  /** The job whose `run()` call is on the stack: Piscina places a task synchronously when a worker is free. */
+  #dispatching: Job | null = null;
+  /** Jobs Piscina queued instead (no free worker, e.g. during a replacement), by Piscina task id. */
+  readonly #queuedTasks = new Map<number, Job>();
+  /** Threads being terminated after throwing: no new work for them. */
+  readonly #retiring = new Set<number>();
   #faults = { error: 0, crash: 0, timeout: 0, inline: 0 };
   /** Batches encoded inline because a message could not be copied to a worker (not a worker fault). */
   #uncloneable = 0;
@@ -133,6 +146,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       concurrentTasksPerWorker: 1,
       // Workers time their own encodes (EncodeResult.encodeMicros); Piscina's histograms would cost every task.
       recordTiming: false,
+      loadBalancer: this.#place,
     });
     // Piscina emits 'error' for worker crashes outside a task; those are reported per task below.
     this.#pool.on('error', () => {});
@@ -183,6 +197,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     const signal = new AttemptSignal();
     job.signal = signal;
     job.startedAt = performance.now();
+    job.threadId = undefined;
     this.#running.add(job);
     let handoff;
     try {
@@ -191,11 +206,32 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       this.#failed(job, error);
       return;
     }
-    this.#pool.run(handoff.task, { signal, transferList: handoff.transferList }).then(
-      (result) => this.#succeeded(job, result),
-      (error: unknown) => this.#failed(job, error),
-    );
+    this.#dispatching = job;
+    try {
+      this.#pool.run(handoff.task, { signal, transferList: handoff.transferList }).then(
+        (result) => this.#succeeded(job, result),
+        (error: unknown) => this.#failed(job, error),
+      );
+    } finally {
+      this.#dispatching = null;
+    }
   }
+
+  /**
+   * Piscina's load balancer: an idle worker that is not being retired (we run one task
+   * per worker), and a note of which thread got which job.
+   */
+  readonly #place: LoadBalancer = (task, workers) => {
+    const job = this.#dispatching ?? this.#queuedTasks.get(task.taskId);
+    const worker = workers.find((candidate) => candidate.currentUsage === 0 && !this.#retiring.has(candidate.id)) ?? null;
+    if (job === undefined) return worker;
+    if (worker === null) this.#queuedTasks.set(task.taskId, job);
+    else {
+      job.threadId = worker.id;
+      this.#queuedTasks.delete(task.taskId);
+    }
+    return worker;
+  };
 
   #succeeded(job: Job, result: EncodeResult): void {
     this.#settle(job);
@@ -218,15 +254,34 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     this.#faults[kind]++;
     const retry = job.attempt === 1;
     this.emit('fault', { kind, channel: job.task.channel, attempt: job.attempt, recovery: retry ? 'retry' : 'inline', error });
+    // A crashed or timed-out worker is gone already; one that threw is ended here, and Piscina starts a fresh one.
+    const retiring = kind === 'error' ? this.#retire(job.threadId) : null;
     if (retry) {
       // The retry keeps the slot it just freed, ahead of every waiting batch: later batches of its channel wait for it.
       job.attempt = 2;
-      this.#start(job);
+      this.#running.add(job);
+      const restart = () => {
+        this.#running.delete(job);
+        this.#start(job);
+      };
+      if (retiring === null) restart();
+      else void retiring.then(restart);
       return;
     }
     this.#faults.inline++;
     this.#startWaiting();
     this.#finishInline(job);
+  }
+
+  /** Terminates the worker thread `threadId`; resolves once Piscina has let it go. */
+  #retire(threadId: number | undefined): Promise<void> | null {
+    const worker = threadId === undefined ? undefined : this.#pool.threads.find((thread) => thread.threadId === threadId);
+    if (worker === undefined) return null;
+    this.#retiring.add(threadId!);
+    return worker.terminate().then(
+      () => void this.#retiring.delete(threadId!),
+      () => void this.#retiring.delete(threadId!),
+    );
   }
 
   /** The attempt is over: its worker slot goes to the next waiting job. */

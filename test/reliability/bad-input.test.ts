@@ -57,7 +57,7 @@ function mixedBatch(codec: Codec): Item[] {
       : { what: 'truncated pre-serialized msgpack', value: Uint8Array.of(0x92, 0x01), serialized: true, outcome: INVALID },
     g(),
     codec === 'json'
-      ? { what: 'pre-serialized, short in characters but over the limit in UTF-8 bytes', value: JSON.stringify('é'.repeat(LIMIT / 2 + 10)), serialized: true, outcome: TOO_LARGE }
+      ? { what: 'pre-serialized JSON with trailing text', value: '{"a":1} and more', serialized: true, outcome: INVALID }
       : { what: 'two msgpack values where one is expected', value: Uint8Array.of(0x01, 0x02), serialized: true, outcome: INVALID },
     gs(),
     { what: 'pre-serialized empty', value: codec === 'json' ? '' : new Uint8Array(0), serialized: true, outcome: INVALID },
@@ -113,6 +113,8 @@ describe.each(['json', 'msgpack'] as const)('bad input from producers, %s codec'
       expectSyncError(() => broadcaster.publish('feed', 10n), 'BATCHCAST_INVALID_MESSAGE');
       expectSyncError(() => broadcaster.publishSerialized('feed', pack(1)), 'BATCHCAST_INVALID_MESSAGE');
       expectSyncError(() => broadcaster.publishSerialized('feed', JSON.stringify('x'.repeat(LIMIT))), 'BATCHCAST_MESSAGE_TOO_LARGE');
+      // Fewer UTF-16 units than the limit, more UTF-8 bytes: still refused at once.
+      expectSyncError(() => broadcaster.publishSerialized('feed', JSON.stringify('€'.repeat(Math.ceil(LIMIT / 3)))), 'BATCHCAST_MESSAGE_TOO_LARGE');
     } else {
       broadcaster.publish('feed', 10n); // msgpack has 64-bit integers
       expectSyncError(() => broadcaster.publishSerialized('feed', '{"a":1}' as unknown as Uint8Array), 'BATCHCAST_INVALID_MESSAGE');

@@ -58,7 +58,9 @@ async function faultyRun(fault: FaultName, times: number, poolSize = 1) {
   expect(firstBreak(seqs(client, 'other'))).toBeNull();
   expect(firstBreak(payloadSeqs(client, 'other'))).toBeNull();
   expect(encodeErrors).toEqual([]);
-  return { broadcaster, client, faults, attempts: readFileSync(counter).length };
+  // One line per attempt: the thread id of the worker that made it.
+  const threads = readFileSync(counter, 'utf8').trim().split('\n').map(Number);
+  return { broadcaster, client, faults, attempts: threads.length, threads };
 }
 
 /** After the fault the pool is whole again: a new batch is encoded by a worker, not inline. */
@@ -72,9 +74,11 @@ async function poolRecovered(broadcaster: Broadcaster, client: RawClient, poolSi
 }
 
 describe('worker faults', () => {
-  it.each(['throw', 'lookalike', 'exit', 'hang', 'spin'] as const)('%s once: the retry on a worker succeeds', async (fault) => {
-    const { broadcaster, client, faults, attempts } = await faultyRun(fault, 1);
+  it.each(['throw', 'lookalike', 'exit', 'hang', 'spin'] as const)('%s once: the retry on a fresh worker succeeds', async (fault) => {
+    const { broadcaster, client, faults, attempts, threads } = await faultyRun(fault, 1);
     expect(attempts).toBe(2);
+    // One thread in the pool: the retry ran on its replacement, not on the worker that failed.
+    expect(threads[1]).not.toBe(threads[0]);
     expect(faults).toHaveLength(1);
     expect(faults[0]).toMatchObject({ kind: KIND[fault], channel: 'feed', attempt: 1, recovery: 'retry' });
     // Pin down what Piscina hands us for each kind, since classify() depends on it.
@@ -88,8 +92,9 @@ describe('worker faults', () => {
   });
 
   it.each(['throw', 'exit', 'hang'] as const)('%s every time: inline encoding saves the batch', async (fault) => {
-    const { broadcaster, client, faults, attempts } = await faultyRun(fault, 1_000);
+    const { broadcaster, client, faults, attempts, threads } = await faultyRun(fault, 1_000);
     expect(attempts).toBe(2);
+    expect(threads[1]).not.toBe(threads[0]);
     expect(faults.map((f) => [f.kind, f.channel, f.attempt, f.recovery])).toEqual([
       [KIND[fault], 'feed', 1, 'retry'],
       [KIND[fault], 'feed', 2, 'inline'],
