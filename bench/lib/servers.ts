@@ -62,6 +62,17 @@ class SimpleBatcher {
   }
 }
 
+/** A baseline server as the producer sees it: messages go to its batcher. */
+function batchedServer(host: WsHost, batcher: SimpleBatcher, counters: Record<string, number>): BenchServer {
+  return {
+    port: host.port,
+    publish: (message) => batcher.append(message),
+    flush: () => batcher.flush(),
+    counters: () => ({ ...counters }),
+    close: () => closeHost(host),
+  };
+}
+
 /** A batchcast envelope (no WebSocket header) around an encoded body. */
 function envelope(channel: string, firstSeq: number, count: number, compressed: boolean, payload: Uint8Array, wsHeader: boolean): Buffer {
   const envelopeLength = envelopeHeaderLength(channel) + payload.byteLength;
@@ -155,13 +166,7 @@ async function seedInline(spec: RowSpec, rawWrite: boolean): Promise<BenchServer
       c.bytesSent += frame.byteLength * host.clients.size;
     }
   });
-  return {
-    port: host.port,
-    publish: (message) => batcher.append(message),
-    flush: () => batcher.flush(),
-    counters: () => ({ ...c }),
-    close: () => closeHost(host),
-  };
+  return batchedServer(host, batcher, c);
 }
 
 async function inlineAsync(spec: RowSpec): Promise<BenchServer> {
@@ -200,13 +205,7 @@ async function inlineAsync(spec: RowSpec): Promise<BenchServer> {
       finish(body, false);
     }
   });
-  return {
-    port: host.port,
-    publish: (message) => batcher.append(message),
-    flush: () => batcher.flush(),
-    counters: () => ({ ...c }),
-    close: () => closeHost(host),
-  };
+  return batchedServer(host, batcher, c);
 }
 
 async function wsPmd(spec: RowSpec): Promise<BenchServer> {
@@ -222,13 +221,7 @@ async function wsPmd(spec: RowSpec): Promise<BenchServer> {
     for (const ws of host.clients) ws.send(data, { binary: false });
     c.framesSent += host.clients.size;
   });
-  return {
-    port: host.port,
-    publish: (message) => batcher.append(message),
-    flush: () => batcher.flush(),
-    counters: () => ({ ...c }),
-    close: () => closeHost(host),
-  };
+  return batchedServer(host, batcher, c);
 }
 
 async function batchcast(spec: RowSpec, codec: 'json' | 'msgpack', serialized: boolean): Promise<BenchServer> {

@@ -26,14 +26,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import * as wsModule from 'ws';
 import { WebSocket, WebSocketServer } from 'ws';
+import { argNum, f2, median, pct, table } from './format.js';
 
-function argNum(name: string, dflt: number): number {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  if (!hit) return dflt;
-  const v = Number(hit.slice(name.length + 3));
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`bad --${name}`);
-  return v;
-}
 
 const N_CLIENTS = argNum('clients', 200);
 const ROUNDS = argNum('rounds', 300);
@@ -144,26 +138,6 @@ function runClients(port: number, n: number): void {
 }
 
 // ================================================================ server side
-
-function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
-}
-function pct(xs: readonly number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
-}
-const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
-
-function table(headers: string[], rows: string[][], leftCols = 1): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    '| ' + cells.map((c, i) => (i < leftCols ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ') + ' |';
-  const sep = '|' + widths.map((w, i) => (i < leftCols ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  return [line(headers), sep, ...rows.map(line)].join('\n');
-}
 
 interface Conn { ws: WebSocket; sock: Socket }
 

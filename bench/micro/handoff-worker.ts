@@ -18,7 +18,7 @@
 import { move } from 'piscina';
 import { deflateRawSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 
 export interface Trade {
   type: 'trade';
@@ -39,6 +39,7 @@ export type HandoffTask =
   | { k: 'json-parts'; parts: string[] }
   | { k: 'mp-objects'; batch: Trade[] }
   | { k: 'mp-parts'; parts: Uint8Array[] }
+  | { k: 'json-records' | 'mp-records'; packed: ArrayBuffer }
   | { k: 'noop' }
   | { k: 'stats' };
 
@@ -52,6 +53,9 @@ export const DEFLATE_LEVEL = 6;
 // useRecords:false -> plain msgpack maps, so pack(batch) is byte-identical to
 // arrayHeader(n) + concat(pack(msg) for each msg).
 const packr = new Packr({ useRecords: false });
+// What batchcast moves for plain values: msgpackr records, each shape written once per batch.
+export const recordPackr = new Packr({ useRecords: true });
+const recordUnpackr = new Unpackr({ useRecords: true, mapsAsObjects: false });
 
 /** msgpack array header for n elements. */
 export function msgpackArrayHeader(n: number): Uint8Array {
@@ -104,6 +108,10 @@ function body(task: Exclude<HandoffTask, { k: 'noop' } | { k: 'stats' }>): Uint8
       return packr.pack(task.batch); // view into packr's shared buffer: only read here
     case 'mp-parts':
       return spliceMsgpack(task.parts);
+    case 'json-records':
+      return JSON.stringify(recordUnpackr.unpack(new Uint8Array(task.packed)));
+    case 'mp-records':
+      return packr.pack(recordUnpackr.unpack(new Uint8Array(task.packed)));
   }
 }
 

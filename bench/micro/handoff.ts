@@ -18,20 +18,15 @@ import os from 'node:os';
 import { Packr } from 'msgpackr';
 import {
   copyToExactArrayBuffer,
+  recordPackr,
   spliceMsgpack,
   DEFLATE_LEVEL,
 } from './handoff-worker.js';
 import type { HandoffTask, Trade, WorkerStats } from './handoff-worker.js';
+import { argNum, f1, f2, median, pct, table } from './format.js';
 
 // ---------------------------------------------------------------- parameters
 
-function argNum(name: string, dflt: number): number {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  if (!hit) return dflt;
-  const v = Number(hit.slice(name.length + 3));
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`bad --${name}`);
-  return v;
-}
 
 const BATCH_SIZE = 500;
 const DISTINCT_BATCHES = 32; // rotate through these so caches/JIT see varied data
@@ -108,30 +103,6 @@ function batch(b: number): BatchData {
 
 // ---------------------------------------------------------------- stats helpers
 
-function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
-}
-
-function pct(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
-}
-
-const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
-const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
-
-function table(headers: string[], rows: string[][], leftCols = 3): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    '| ' + cells.map((c, i) => (i < leftCols ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ') + ' |';
-  const sep = '|' + widths.map((w, i) => (i < leftCols ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  return [line(headers), sep, ...rows.map(line)].join('\n');
-}
-
 // ---------------------------------------------------------------- forms
 
 type Codec = 'json' | 'msgpack' | '-';
@@ -183,6 +154,10 @@ const forms: Form[] = [
     prep: (b) => ({ k: 'mp-parts', parts: batch(b).mpParts }) },
   { key: 'j', codec: 'msgpack', input: 'pre-serialized', label: 'header+concat on main, move AB', transfer: true,
     prep: (b) => spliceMsgpack(batch(b).mpParts).buffer as ArrayBuffer },
+  { key: 'k', codec: 'json', input: 'objects', label: 'records on main + copy, move AB (batchcast)', transfer: false,
+    prep: (b) => ({ k: 'json-records', packed: copyToExactArrayBuffer(recordPackr.pack(batch(b).objects)) }) },
+  { key: 'l', codec: 'msgpack', input: 'objects', label: 'records on main + copy, move AB (batchcast)', transfer: false,
+    prep: (b) => ({ k: 'mp-records', packed: copyToExactArrayBuffer(recordPackr.pack(batch(b).objects)) }) },
   { key: 'z', codec: '-', input: '-', label: 'baseline: no-op task, 8-byte result', transfer: false,
     prep: () => ({ k: 'noop' }) },
 ];
@@ -197,9 +172,16 @@ const pool = new Piscina({
   idleTimeout: 60 * 60 * 1000,
 });
 
+/** Runs one form's task: moved whole (Piscina.move), with its packed buffer moved, or cloned. */
+function runTask(f: Form, task: HandoffTask): Promise<unknown> {
+  if (f.transfer) return pool.run(move(task as ArrayBuffer));
+  if (typeof task === 'object' && 'packed' in task) return pool.run(task, { transferList: [task.packed] });
+  return pool.run(task);
+}
+
 function runForm(f: Form, b: number): Promise<unknown> {
   const task = f.prep(b);
-  return f.transfer ? pool.run(move(task as ArrayBuffer)) : pool.run(task);
+  return runTask(f, task);
 }
 
 // ---------------------------------------------------------------- 0. verification
@@ -236,7 +218,7 @@ async function measureSync(): Promise<Map<string, SyncResult>> {
       const t0 = performance.now();
       const task = f.prep(r);
       const t1 = performance.now();
-      const p = f.transfer ? pool.run(move(task as ArrayBuffer)) : pool.run(task);
+      const p = runTask(f, task);
       const t2 = performance.now();
       const queued = pool.queueSize; // 0 => the task was posted to the worker inside run()
       await p;
@@ -415,6 +397,7 @@ async function main(): Promise<void> {
   console.log(table(
     ['form', 'codec', 'input', 'prep', 'pool.run', 'sync total', 'p90', 'ratio', 'ELU busy', 'ratio', 'worker', 'wall/batch'],
     rows,
+    3,
   ));
   const notPosted = forms.reduce((a, f) => a + get(sync, f.key).notPosted, 0);
   console.log(`\nchecks: sync samples where run() queued instead of posting = ${notPosted}; owned-AB fallbacks to copy (c2/f2) = ${ownedOrCopyFallbacks}`);

@@ -3,11 +3,14 @@
  * Chosen by measurement (500 trades of ~160 B, µs per batch, Node 20, 2 cores;
  * bench/micro/handoff.ts and the bench's cost model):
  *
- *   plain values        msgpackr records packed on main + moved:  main ~90,  worker unpack ~50
- *                       structured clone (postMessage):           main ~140-290, worker ~250
- *                       JSON.stringify on main:                   main ~220-320
- *   pre-serialized JSON clone of the string[] ~70  ≈ join on main ~70 < encode + move ~110
- *   pre-serialized msgpack  concatenate + move ~85 < clone of the Uint8Array[] ~150
+ *   plain values        msgpackr records packed on main + moved:  main ~115-130, worker unpack ~50
+ *                       structured clone (postMessage):           main ~170-190, worker ~250
+ *                       JSON.stringify on main:                   main ~230-260
+ *   pre-serialized JSON clone of the string[] ~35-70  ≈ join on main < encode + move
+ *   pre-serialized msgpack  concatenate + move ~40-85 < clone of the Uint8Array[] ~105-150
+ *
+ * In the live fan-out bench the main thread paid the same for records as for a clone
+ * (within noise); the worker ~20% less per batch, and a 1 MB message stalls ~1.6 ms, not ~2.0.
  *
  * Records (msgpackr's `useRecords`) write each object shape once per batch, so
  * packing and unpacking cost far less than structured clone for the repeated
