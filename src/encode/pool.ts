@@ -100,6 +100,8 @@ class Job {
   startedAt = 0;
   /** The worker thread running the current attempt, once Piscina has placed it. */
   threadId: number | undefined = undefined;
+  /** Piscina's id for the current attempt while Piscina holds it queued. */
+  queuedTaskId: number | undefined = undefined;
 
   constructor(
     readonly task: EncodeTask,
@@ -225,13 +227,22 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     const job = this.#dispatching ?? this.#queuedTasks.get(task.taskId);
     const worker = workers.find((candidate) => candidate.currentUsage === 0 && !this.#retiring.has(candidate.id)) ?? null;
     if (job === undefined) return worker;
-    if (worker === null) this.#queuedTasks.set(task.taskId, job);
-    else {
+    if (worker === null) {
+      this.#queuedTasks.set(task.taskId, job);
+      job.queuedTaskId = task.taskId;
+    } else {
       job.threadId = worker.id;
-      this.#queuedTasks.delete(task.taskId);
+      this.#forgetQueued(job);
     }
     return worker;
   };
+
+  /** Drops the note of a job Piscina had queued (it was placed, or it settled without being placed). */
+  #forgetQueued(job: Job): void {
+    if (job.queuedTaskId === undefined) return;
+    this.#queuedTasks.delete(job.queuedTaskId);
+    job.queuedTaskId = undefined;
+  }
 
   #succeeded(job: Job, result: EncodeResult): void {
     this.#settle(job);
@@ -240,6 +251,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
 
   #failed(job: Job, caught: unknown): void {
     this.#running.delete(job);
+    this.#forgetQueued(job);
     job.signal = null;
     if (isDataCloneError(caught)) {
       // A message holds a value structured clone cannot copy (a function, a symbol...): no worker
