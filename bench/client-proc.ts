@@ -11,7 +11,7 @@ import { createHistogram, monitorEventLoopDelay, performance } from 'node:perf_h
 import { inflateRawSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import { decodeFrame } from '../src/protocol/decode.js';
-import { toParent, type ClientReport, type ToClient, type WireFormat } from './lib/ipc.js';
+import { serveParent, toParent, type ClientReport, type ToClient, type WireFormat } from './lib/ipc.js';
 import { FrameReader, openRaw } from './lib/ws-reader.js';
 import { epochNow } from './lib/workload.js';
 
@@ -42,17 +42,7 @@ let decodeEvery = 1;
 let cpuCores = 0;
 const eld = monitorEventLoopDelay({ resolution: 10 });
 
-process.on('uncaughtException', (error) => {
-  toParent({ type: 'error', message: `client process: ${error.stack ?? error.message}` });
-  process.exit(1);
-});
-
-process.on('message', (message: ToClient) => {
-  void handle(message).catch((error: unknown) => {
-    toParent({ type: 'error', message: `client process: ${(error as Error).stack ?? String(error)}` });
-    process.exit(1);
-  });
-});
+serveParent<ToClient>('client process', handle);
 
 async function handle(message: ToClient): Promise<void> {
   if (message.type === 'connect') {

@@ -6,7 +6,7 @@
  * timer's jitter) and measures the main thread over the window.
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { VARIANT_INFO, toParent, type RowSpec, type ServerReport, type ToServer } from './lib/ipc.js';
+import { VARIANT_INFO, serveParent, toParent, type RowSpec, type ServerReport, type ToServer } from './lib/ipc.js';
 import { startServer, type BenchServer } from './lib/servers.js';
 import { mainThreadSched, median } from './lib/stats.js';
 import { makeWorkload } from './lib/workload.js';
@@ -16,17 +16,7 @@ const SLICE_MS = 250;
 let spec: RowSpec | null = null;
 let server: BenchServer | null = null;
 
-process.on('uncaughtException', (error) => {
-  toParent({ type: 'error', message: `server process: ${error.stack ?? error.message}` });
-  process.exit(1);
-});
-
-process.on('message', (message: ToServer) => {
-  void handle(message).catch((error: unknown) => {
-    toParent({ type: 'error', message: `server process: ${(error as Error).stack ?? String(error)}` });
-    process.exit(1);
-  });
-});
+serveParent<ToServer>('server process', handle);
 
 async function handle(message: ToServer): Promise<void> {
   if (message.type === 'start') {

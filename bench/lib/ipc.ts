@@ -161,6 +161,19 @@ export function toParent(message: FromServer | FromClient | Record<string, unkno
   process.send?.(message);
 }
 
+/**
+ * Runs a child process's side of the IPC: `handle` gets each message from the parent;
+ * any failure is reported to the parent as `{type: 'error'}` and ends the process.
+ */
+export function serveParent<T>(name: string, handle: (message: T) => Promise<void>): void {
+  const fail = (error: unknown) => {
+    toParent({ type: 'error', message: `${name}: ${(error as Error).stack ?? String(error)}` });
+    process.exit(1);
+  };
+  process.on('uncaughtException', fail);
+  process.on('message', (message: T) => void handle(message).catch(fail));
+}
+
 /** Resolves with the first IPC message from `child` that `accept` takes; rejects on exit, error or timeout. */
 export function nextMessage<T>(child: ChildProcess, accept: (message: T) => boolean, timeoutMs: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
