@@ -104,7 +104,9 @@ export function receiveHandoff(task: EncodeTask): ReceivedTask {
   if (packed === undefined) return { task, spliced: undefined };
   if (packed.form === 'records') {
     const items: unknown = recordUnpackr.unpack(new Uint8Array(packed.buffer));
-    if (!Array.isArray(items) || items.length !== packed.count) throw new Error(`records hand-off holds ${describe(items)}, expected ${packed.count} messages`);
+    if (!Array.isArray(items) || items.length !== packed.count) {
+      throw new Error(`records hand-off holds ${Array.isArray(items) ? `${items.length} messages` : typeof items}, expected ${packed.count}`);
+    }
     return { task: { ...task, items, packed: undefined }, spliced: undefined };
   }
   const total = packed.buffer.byteLength - packed.count * 4;
@@ -117,8 +119,4 @@ export function receiveHandoff(task: EncodeTask): ReceivedTask {
     offset += length;
   }
   return { task: { ...task, items, packed: undefined }, spliced: new Uint8Array(packed.buffer, 0, total) };
-}
-
-function describe(value: unknown): string {
-  return Array.isArray(value) ? `${value.length} messages` : typeof value;
 }

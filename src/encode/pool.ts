@@ -245,14 +245,13 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   }
 
   #succeeded(job: Job, result: EncodeResult): void {
-    this.#settle(job);
+    this.#release(job);
+    this.#startWaiting();
     this.#finish(job, null, result);
   }
 
   #failed(job: Job, caught: unknown): void {
-    this.#running.delete(job);
-    this.#forgetQueued(job);
-    job.signal = null;
+    this.#release(job);
     if (isDataCloneError(caught)) {
       // A message holds a value structured clone cannot copy (a function, a symbol...): no worker
       // can see this batch, and none failed. Encode it here, exactly as a worker would have.
@@ -271,13 +270,9 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     if (retry) {
       // The retry keeps the slot it just freed, ahead of every waiting batch: later batches of its channel wait for it.
       job.attempt = 2;
-      this.#running.add(job);
-      const restart = () => {
-        this.#running.delete(job);
-        this.#start(job);
-      };
-      if (retiring === null) restart();
-      else void retiring.then(restart);
+      this.#running.add(job); // holds the slot while its worker is being retired
+      if (retiring === null) this.#start(job);
+      else void retiring.then(() => this.#start(job));
       return;
     }
     this.#faults.inline++;
@@ -296,11 +291,11 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     );
   }
 
-  /** The attempt is over: its worker slot goes to the next waiting job. */
-  #settle(job: Job): void {
+  /** The attempt is over: its worker slot is free. */
+  #release(job: Job): void {
     this.#running.delete(job);
+    this.#forgetQueued(job);
     job.signal = null;
-    this.#startWaiting();
   }
 
   #startWaiting(): void {
