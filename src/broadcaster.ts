@@ -1,36 +1,47 @@
 /**
- * The broadcaster: wires publish → batch → encode (worker pool) → order → fan-out,
- * and owns the WebSocket endpoint, subscriptions, heartbeats and shutdown.
+ * The broadcaster wires the data flow together:
+ *
+ *   publish → Batcher (per channel) → EncoderPool (workers) → Sequencer (channel order)
+ *   → ReleaseStep (seq, counters) → fan-out to the channel's subscribers
+ *
+ * and the endpoint (upgrades), the connection registry and control messages around it.
+ * User code (event listeners, hooks) never runs inside a pipeline step: events raised
+ * during a release or fan-out are emitted after it has finished, every listener is
+ * called guarded, and a failure is reported as `callbackError`, never thrown back in.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer } from 'ws';
+import { emitGuarded } from './callback.js';
+import { ChannelTable, type ChannelState } from './channels.js';
 import { checkServerOption, resolveConfig, type ConfigOptions, type ResolvedConfig } from './config.js';
-import { EncoderPool, type WorkerFault } from './encode/pool.js';
-import { Sequencer } from './encode/sequencer.js';
+import { AbandonedError, EncoderPool, type WorkerFault } from './encode/pool.js';
 import type { EncodeResult, EncodeSettings, EncodeTask } from './encode/task.js';
 import {
+  CallbackError,
   ClosedError,
   EncodeError,
   InvalidChannelError,
   InvalidConfigError,
   InvalidMessageError,
+  ListenError,
   MessageTooLargeError,
 } from './errors.js';
-import { fanOut, sendNotice, whenFlushed, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
+import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
 import { noticeFrame, type Notice } from './fanout/notice.js';
 import { Subscriptions } from './fanout/subscriptions.js';
 import { isValidChannel } from './protocol/channel.js';
-import { writeFirstSeq } from './protocol/envelope.js';
 import { Batcher, type Batch } from './publish/batcher.js';
-import { Connection } from './server/connection.js';
-import { channelsFromUrl } from './server/control.js';
+import { ReleaseStep } from './release/release.js';
+import { Sequencer } from './release/sequencer.js';
+import type { Connection } from './server/connection.js';
 import { ControlHandler, type CanSubscribe } from './server/control-handler.js';
-import { admitUpgrade, rejectUpgrade, type AuthorizeResult, type UpgradeVerdict } from './server/upgrade-gate.js';
-import { RateMeter, SampleRing } from './stats.js';
+import { Endpoint } from './server/endpoint.js';
+import { ConnectionRegistry, withDeadline } from './server/registry.js';
+import type { AuthorizeResult } from './server/upgrade-gate.js';
+import { RateMeter, SampleRing, assembleStats } from './stats.js';
 
 /** Options of {@link createBroadcaster}: where to listen, hooks, and every tunable of {@link ConfigOptions}. */
 export interface BroadcasterOptions extends ConfigOptions {
@@ -59,6 +70,10 @@ export interface BroadcasterOptions extends ConfigOptions {
 /** Events of a {@link Broadcaster}. */
 export interface BroadcasterEvents {
   listening: [AddressInfo];
+  /** Our own server (`port` mode) could not listen; `ready` rejects with the same error and the broadcaster closes. */
+  listenError: [ListenError];
+  /** Our own server reported an error after it started listening (e.g. EMFILE on accept); it keeps serving. */
+  serverError: [Error];
   connection: [Connection];
   disconnect: [Connection, number];
   /** A message was left out of its batch (its batch-mates were delivered). */
@@ -67,62 +82,47 @@ export interface BroadcasterEvents {
   sendError: [{ connection: Connection; error: Error }];
   /** A worker failed a batch; the batch was retried or encoded inline. */
   fault: [WorkerFault];
-  /** A batch could not be encoded at all (a bug: please report it). */
+  /** A batch could not be encoded at all (a bug: please report it); its messages became a gap in the channel's sequence. */
   encodeError: [EncodeError];
   /** A slow client had batches skipped (`drop`) or was closed (`close`). */
   slowClient: [{ connection: Connection; policy: 'drop' | 'close'; bufferedBytes: number }];
+  /** User code failed: a listener threw or rejected, or `authorize`/`canSubscribe` threw. Everything else went on. */
+  callbackError: [CallbackError];
 }
 
-interface Released {
-  result: EncodeResult;
-  droppedBefore: number;
-}
+type EventName = keyof BroadcasterEvents;
 
 /** A running broadcaster; create with {@link createBroadcaster}. */
 export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /** The resolved configuration (options > environment > preset > defaults). */
   readonly config: Readonly<ResolvedConfig>;
-  /** Resolves once the endpoint accepts connections (at once unless `port` was given). */
+  /** Resolves once the endpoint accepts connections (at once unless `port` was given); rejects with `ListenError`. */
   readonly ready: Promise<void>;
 
-  readonly #options: BroadcasterOptions;
   readonly #settings: EncodeSettings;
-  readonly #wss: WebSocketServer;
-  readonly #ownServer: HttpServer | null = null;
-  readonly #attachedServer: HttpServer | HttpsServer | null = null;
+  readonly #channels = new ChannelTable();
+  readonly #subscriptions = new Subscriptions(this.#channels);
   readonly #pool: EncoderPool;
   readonly #batcher: Batcher;
-  readonly #sequencer: Sequencer<Released>;
-  readonly #subscriptions = new Subscriptions();
+  readonly #sequencer: Sequencer;
+  readonly #releaseStep: ReleaseStep;
   readonly #control: ControlHandler;
-  readonly #connections = new Set<Connection>();
-  readonly #nextSeq = new Map<string, number>();
-  /** Resolved when the last batch in the pool finishes (see #settled). */
-  readonly #idle: (() => void)[] = [];
+  readonly #endpoint: Endpoint;
+  readonly #registry: ConnectionRegistry;
   readonly #fanoutOptions: FanoutOptions;
-  readonly #encodeMicros = new SampleRing();
+  readonly #fanoutCounters: FanoutCounters = { framesSent: 0, bytesSent: 0, batchesSkipped: 0, slowClosed: 0 };
+  readonly #encodeSamples = new SampleRing();
   readonly #rate: RateMeter;
   readonly #encodeRate: RateMeter;
-  readonly #heartbeat: NodeJS.Timeout | null = null;
+  /** Resolved when the last batch in the pool finishes (see #settled). */
+  readonly #idle: (() => void)[] = [];
+  /** Events raised inside a pipeline step, emitted once it has finished. */
+  #deferred: [EventName, unknown[]][] = [];
   #closing: Promise<void> | null = null;
-  #counters = {
-    messagesPublished: 0,
-    messagesDelivered: 0,
-    messagesRejected: 0,
-    batches: 0,
-    rawBytes: 0,
-    wireBytes: 0,
-    sendErrors: 0,
-    connectionsTotal: 0,
-    heartbeatTerminated: 0,
-    upgradesRejected: 0,
-    encodeMicros: 0,
-  };
-  readonly #fanoutCounters: FanoutCounters = { framesSent: 0, bytesSent: 0, batchesSkipped: 0, slowClosed: 0 };
+  readonly #counters = { messagesPublished: 0, messagesRejected: 0, sendErrors: 0, callbackErrors: 0 };
 
   constructor(options: BroadcasterOptions = {}) {
     super();
-    this.#options = options;
     const modes = [options.server !== undefined, options.port !== undefined, options.noServer === true].filter(Boolean).length;
     if (modes !== 1) throw new InvalidConfigError('server/port/noServer', 'set exactly one of server, port or noServer');
     const config = resolveConfig(options, options.env);
@@ -140,9 +140,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       maxBufferedBytes: config.maxBufferedBytes,
       slowClientPolicy: config.slowClientPolicy,
       onSendError: this.#onSendError,
-      onSlowClient: (connection, policy) => {
-        if (this.listenerCount('slowClient') > 0) this.emit('slowClient', { connection, policy, bufferedBytes: connection.bufferedBytes });
-      },
+      onSlowClient: (connection, policy) => this.#defer('slowClient', { connection, policy, bufferedBytes: connection.bufferedBytes }),
     };
 
     this.#pool = new EncoderPool({
@@ -150,60 +148,73 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       maxQueue: config.maxQueue,
       encodeTimeoutMs: config.encodeTimeoutMs,
       workerFilename: options.workerFilename,
+      onCallbackError: (error) => this.#callbackFailed('batch completion', error),
     });
-    this.#pool.on('fault', (fault) => this.emit('fault', fault));
-    this.#control = new ControlHandler({
-      subscriptions: this.#subscriptions,
-      maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
-      canSubscribe: options.canSubscribe,
-      notify: (connection, notice) => this.#notify(connection, notice),
+    this.#pool.on('fault', (fault) => this.#defer('fault', fault));
+    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#encodeSamples);
+    this.#sequencer = new Sequencer({
+      release: this.#releaseStep.release,
+      caughtUp: (state) => this.#channels.dropIfIdle(state),
+      onError: (error) => this.#callbackFailed('release', error),
     });
-    this.#sequencer = new Sequencer<Released>(this.#release);
     this.#batcher = new Batcher({
+      channels: this.#channels,
       batchSize: config.batchSize,
       batchDelayMs: config.batchDelayMs,
       maxPendingMessages: config.maxPendingMessages,
       hasCapacity: () => this.#pool.hasCapacity(),
       onBatch: this.#encode,
     });
+    this.#control = new ControlHandler({
+      subscriptions: this.#subscriptions,
+      maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
+      canSubscribe: options.canSubscribe,
+      notify: (connection, notice) => this.#notify(connection, notice),
+      onCallbackError: this.#callbackFailed,
+    });
+    this.#registry = new ConnectionRegistry({
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      subscriptions: this.#subscriptions,
+      control: this.#control,
+      onSendError: this.#onSendError,
+      onConnection: (connection) => this.#emit('connection', connection),
+      onDisconnect: (connection, code) => this.#emit('disconnect', connection, code),
+    });
+    this.#endpoint = new Endpoint({
+      gate: { path: options.path, allowedOrigins: options.allowedOrigins, authorize: options.authorize },
+      maxPayload: config.maxPayload,
+      closing: () => this.#closing !== null,
+      onConnection: (ws, request, identity) => this.#registry.accept(ws, request, identity),
+      onCallbackError: this.#callbackFailed,
+      onServerError: (error) => this.#emit('serverError', error),
+    });
     this.#rate = new RateMeter(() => this.#counters.messagesPublished);
-    this.#encodeRate = new RateMeter(() => this.#counters.encodeMicros);
-
-    // Our own compression, one frame for all: ws's per-client permessage-deflate stays off.
-    this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: config.maxPayload, clientTracking: false });
-    this.#wss.on('connection', this.#onConnection);
+    this.#encodeRate = new RateMeter(() => this.#releaseStep.counters.encodeMicros);
 
     if (options.server !== undefined) {
-      this.#attachedServer = options.server;
-      options.server.on('upgrade', this.#onUpgrade);
+      this.#endpoint.attach(options.server);
       this.ready = Promise.resolve();
     } else if (options.port !== undefined) {
-      const server = createServer((_request, response) => {
-        response.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket endpoint: upgrade required\n');
-      });
-      server.on('upgrade', this.#onUpgrade);
-      this.#ownServer = server;
-      this.ready = new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(options.port, options.host, () => {
-          server.off('error', reject);
-          this.emit('listening', server.address() as AddressInfo);
-          resolve();
-        });
-      });
+      this.ready = this.#endpoint.listen(options.port, options.host).then(
+        () => {
+          if (this.#closing === null) this.#emit('listening', this.#endpoint.address()!);
+        },
+        (error: ListenError) => {
+          this.#emit('listenError', error);
+          void this.close();
+          throw error;
+        },
+      );
+      // Handled here so a caller who never awaits `ready` gets no unhandled rejection; awaiting it still throws.
+      this.ready.catch(() => {});
     } else {
       this.ready = Promise.resolve();
-    }
-
-    if (config.heartbeatIntervalMs > 0) {
-      this.#heartbeat = setInterval(this.#beat, config.heartbeatIntervalMs);
-      this.#heartbeat.unref();
     }
   }
 
   /** Address of the server when listening on `port`; `null` otherwise. */
   address(): AddressInfo | null {
-    return (this.#ownServer?.address() as AddressInfo | null) ?? null;
+    return this.#endpoint.address();
   }
 
   /**
@@ -214,19 +225,15 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    */
   publish(channel: string, message: unknown): void {
     if (this.#closing !== null) throw new ClosedError('publish');
-    if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
+    // A live channel's name was checked when its state was made: one lookup, no pattern test.
+    const state = this.#channels.get(channel);
+    if (state === undefined && !isValidChannel(channel)) throw new InvalidChannelError(channel);
     const type = typeof message;
-    if (type === 'object' || type === 'number' || type === 'string' || type === 'boolean') {
-      this.#counters.messagesPublished++;
-      this.#batcher.append(channel, message, false);
-      return;
+    if (!(type === 'object' || type === 'number' || type === 'string' || type === 'boolean' || (type === 'bigint' && this.config.codec === 'msgpack'))) {
+      throw new InvalidMessageError(channel, `${type} has no ${this.config.codec} representation`);
     }
-    if (type === 'bigint' && this.config.codec === 'msgpack') {
-      this.#counters.messagesPublished++;
-      this.#batcher.append(channel, message, false);
-      return;
-    }
-    throw new InvalidMessageError(channel, `${type} has no ${this.config.codec} representation`);
+    this.#counters.messagesPublished++;
+    this.#batcher.append(state ?? this.#channels.open(channel), message, false);
   }
 
   /**
@@ -236,7 +243,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    */
   publishSerialized(channel: string, data: string | Uint8Array): void {
     if (this.#closing !== null) throw new ClosedError('publishSerialized');
-    if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
+    const state = this.#channels.get(channel);
+    if (state === undefined && !isValidChannel(channel)) throw new InvalidChannelError(channel);
     const limit = this.config.maxMessageBytes;
     if (this.config.codec === 'json') {
       if (typeof data !== 'string') throw new InvalidMessageError(channel, 'pre-serialized messages for the json codec must be strings');
@@ -249,7 +257,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       if (data.byteLength > limit) throw new MessageTooLargeError(channel, data.byteLength, limit);
     }
     this.#counters.messagesPublished++;
-    this.#batcher.append(channel, data, true);
+    this.#batcher.append(state ?? this.#channels.open(channel), data, true);
   }
 
   /** Closes every open batch now instead of waiting for its size or delay. */
@@ -257,7 +265,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#batcher.flushAll();
   }
 
-  /** Subscribes a connection to a channel on the application's behalf (no `canSubscribe` check). */
+  /**
+   * Subscribes a connection to a channel on the application's behalf (no `canSubscribe`
+   * check). Returns false if it was subscribed already, or is closing or closed (then nothing is kept).
+   */
   subscribe(connection: Connection, channel: string): boolean {
     if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
     return this.#subscriptions.add(connection, channel);
@@ -275,7 +286,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
 
   /** Connections currently open. */
   get connections(): ReadonlySet<Connection> {
-    return this.#connections;
+    return this.#registry.connections;
   }
 
   /**
@@ -283,44 +294,29 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    * `upgrade` handler): checks path, origin and `authorize`, then accepts or rejects.
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.#onUpgrade(request, socket, head);
+    this.#endpoint.handleUpgrade(request, socket, head);
   }
 
   /** Counters and gauges; cheap enough to poll every second. */
   stats() {
-    const c = this.#counters;
-    const f = this.#fanoutCounters;
-    return {
-      messagesPublished: c.messagesPublished,
-      messagesPerSecond: this.#rate.perSecond,
-      messagesRejected: c.messagesRejected,
-      messagesDropped: this.#batcher.droppedMessages,
-      messagesPending: this.#batcher.pendingMessages,
-      batches: c.batches,
-      rawBytes: c.rawBytes,
-      wireBytes: c.wireBytes,
-      compressionRatio: c.wireBytes === 0 ? 1 : c.rawBytes / c.wireBytes,
-      framesSent: f.framesSent,
-      bytesSent: f.bytesSent,
-      batchesSkipped: f.batchesSkipped,
-      slowClientsClosed: f.slowClosed,
-      sendErrors: c.sendErrors,
-      connections: this.#connections.size,
-      connectionsTotal: c.connectionsTotal,
-      upgradesRejected: c.upgradesRejected,
-      heartbeatTerminated: c.heartbeatTerminated,
-      subscribers: this.#subscriptions.counts(),
-      reorderedBatches: this.#sequencer.reordered,
-      pool: this.#poolStats(),
-      encodeMicros: this.#encodeMicros.percentiles(),
-    };
-  }
-
-  #poolStats() {
-    const pool = this.#pool.snapshot();
-    // Worker busy time over the last second, from the workers' own timings (Piscina's figure rounds each task to whole ms).
-    const utilization = Math.min(1, this.#encodeRate.perSecond / 1e6 / Math.max(1, pool.threads));
-    return { ...pool, utilization };
+    return assembleStats({
+      counters: this.#counters,
+      release: this.#releaseStep.counters,
+      fanout: this.#fanoutCounters,
+      registry: this.#registry.counters,
+      endpoint: this.#endpoint.counters,
+      rate: this.#rate,
+      encodeRate: this.#encodeRate,
+      encodeSamples: this.#encodeSamples,
+      batcher: this.#batcher,
+      subscriptions: this.#subscriptions,
+      channels: this.#channels,
+      sequencer: this.#sequencer,
+      pool: this.#pool,
+      connections: this.#registry.connections.size,
+      upgradesPending: this.#endpoint.pendingUpgrades,
+      controlPending: this.#control.pending,
+    });
   }
 
   /**
@@ -335,22 +331,17 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
 
   async #shutdown(): Promise<void> {
     const deadline = Date.now() + this.config.closeTimeoutMs;
-    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    this.#registry.stop();
     this.#rate.stop();
     this.#encodeRate.stop();
     this.#batcher.flushAll(true);
     await withDeadline(this.#settled(), deadline);
     this.#batcher.clear();
-    // Each client is closed as soon as its own socket has flushed, so one stalled reader cannot use up the others' time.
-    await Promise.all([...this.#connections].map((connection) => this.#closeWhenFlushed(connection, deadline)));
+    await this.#registry.closeAll(deadline);
+    // Batches still encoding past the deadline are abandoned: not faults, not retried, not encoded inline.
     await this.#pool.destroy();
     // Only now: until here upgrades get a 503 from us, not whatever the server does with unclaimed upgrades.
-    this.#attachedServer?.off('upgrade', this.#onUpgrade);
-    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
-    if (this.#ownServer !== null) {
-      const server = this.#ownServer;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    await this.#endpoint.close();
   }
 
   /** Resolves once no batch is being encoded. */
@@ -359,138 +350,67 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  async #closeWhenFlushed(connection: Connection, deadline: number): Promise<void> {
-    if (connection.ws.readyState === WebSocket.OPEN) await withDeadline(whenFlushed(connection), deadline);
-    if (connection.ws.readyState !== WebSocket.CLOSED) {
-      const closed = new Promise<void>((resolve) => connection.ws.once('close', () => resolve()));
-      connection.ws.close(1001, 'server shutting down');
-      await withDeadline(closed, deadline);
-    }
-    connection.ws.terminate();
-  }
-
   readonly #encode = (batch: Batch): void => {
-    const ticket = this.#sequencer.ticket(batch.channel);
-    const task: EncodeTask = { ...this.#settings, channel: batch.channel, items: batch.items, serialized: batch.serialized };
+    const { state } = batch;
+    const ticket = this.#sequencer.ticket(state);
+    const task: EncodeTask = { ...this.#settings, channel: state.name, items: batch.items, serialized: batch.serialized };
     this.#pool.submit(task, (error, result) => {
-      if (result !== null) {
-        this.#reportRejected(batch, result);
-        this.#sequencer.complete(batch.channel, ticket, { result, droppedBefore: batch.droppedBefore });
-      } else {
-        this.emit('encodeError', new EncodeError(batch.channel, error!.message, { cause: error }));
-        this.#sequencer.complete(batch.channel, ticket, null);
-      }
+      // Release first (the channel moves on whatever happened), then tell user code.
+      this.#sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore });
+      if (result !== null) this.#reportRejected(state, result);
+      else if (!(error instanceof AbandonedError)) this.#defer('encodeError', new EncodeError(state.name, error!.message, { cause: error }));
       if (this.#pool.inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       this.#batcher.drain();
     });
   };
 
-  #reportRejected(batch: Batch, result: EncodeResult): void {
+  #reportRejected(state: ChannelState, result: EncodeResult): void {
     if (result.rejected === null) return;
     this.#counters.messagesRejected += result.rejected.length;
     for (const rejected of result.rejected) {
       const error = rejected.code === 'BATCHCAST_MESSAGE_TOO_LARGE'
-        ? new MessageTooLargeError(batch.channel, rejected.bytes ?? 0, this.config.maxMessageBytes, rejected.index)
-        : new InvalidMessageError(batch.channel, rejected.reason, rejected.index);
-      this.emit('messageError', error);
+        ? new MessageTooLargeError(state.name, rejected.bytes ?? 0, this.config.maxMessageBytes, rejected.index)
+        : new InvalidMessageError(state.name, rejected.reason, rejected.index);
+      this.#defer('messageError', error);
     }
   }
-
-  readonly #release = (channel: string, { result, droppedBefore }: Released): void => {
-    const firstSeq = (this.#nextSeq.get(channel) ?? 0) + droppedBefore;
-    this.#nextSeq.set(channel, firstSeq + result.count);
-    const c = this.#counters;
-    c.batches++;
-    c.rawBytes += result.rawBytes;
-    c.wireBytes += result.frame.byteLength;
-    this.#encodeMicros.add(result.encodeMicros);
-    c.encodeMicros += result.encodeMicros;
-    if (result.count === 0) return;
-    // A Buffer over the transferred memory (no copy): socket.write converts any other Uint8Array per call, i.e. per subscriber.
-    const frame = Buffer.from(result.frame);
-    // Sequence numbers are stamped here, in release order, so rejected messages leave no gap.
-    writeFirstSeq(new DataView(result.frame), result.envelopeOffset, firstSeq);
-    const subscribers = this.#subscriptions.of(channel);
-    c.messagesDelivered += result.count * subscribers.size;
-    fanOut(subscribers, frame, channel, firstSeq, result.count, this.#fanoutOptions, this.#fanoutCounters);
-  };
 
   readonly #onSendError = (connection: Connection, error: Error): void => {
     this.#counters.sendErrors++;
-    if (this.listenerCount('sendError') > 0) this.emit('sendError', { connection, error });
-  };
-
-  readonly #onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    void this.#upgrade(request, socket, head);
-  };
-
-  async #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    let verdict: UpgradeVerdict = this.#closing !== null ? SHUTTING_DOWN : await admitUpgrade(request, this.#options);
-    // close() may have begun while authorize() ran: a connection accepted now would miss its 1001.
-    if (verdict.accept && this.#closing !== null) verdict = SHUTTING_DOWN;
-    if (!verdict.accept) {
-      this.#counters.upgradesRejected++;
-      rejectUpgrade(socket, verdict.status, verdict.reason);
-      return;
-    }
-    if (socket.destroyed) return;
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#wss.emit('connection', ws, request, verdict.identity));
-  }
-
-  readonly #onConnection = (ws: WebSocket, request: IncomingMessage, identity: unknown): void => {
-    const connection = new Connection(ws, request, identity);
-    this.#connections.add(connection);
-    this.#counters.connectionsTotal++;
-    ws.on('pong', () => {
-      connection.alive = true;
-    });
-    ws.on('message', (data, isBinary) => this.#control.onMessage(connection, data, isBinary));
-    ws.on('error', () => {
-      // ws closes the connection after a protocol error (e.g. maxPayload); 'close' cleans up.
-    });
-    // A reset or broken pipe surfaces here (ws also listens, and closes the connection).
-    connection.socket.on('error', (error) => this.#onSendError(connection, error));
-    ws.on('close', (code) => {
-      this.#connections.delete(connection);
-      this.#subscriptions.removeAll(connection);
-      this.emit('disconnect', connection, code);
-    });
-    this.emit('connection', connection);
-    this.#control.subscribeFromUrl(connection, channelsFromUrl(request.url));
+    this.#defer('sendError', { connection, error });
   };
 
   #notify(connection: Connection, notice: Notice): void {
     sendNotice(connection, noticeFrame(notice), this.#fanoutOptions, this.#fanoutCounters);
   }
 
-  readonly #beat = (): void => {
-    for (const connection of this.#connections) {
-      if (!connection.alive) {
-        this.#counters.heartbeatTerminated++;
-        connection.ws.terminate();
-        continue;
-      }
-      connection.alive = false;
-      try {
-        connection.ws.ping();
-      } catch {
-        // a socket closing under us; the next beat or its 'close' cleans up
-      }
-    }
+  /** Emits to every listener, guarded: a throw or rejection is reported, and the other listeners still run. */
+  #emit<K extends EventName>(event: K, ...args: BroadcasterEvents[K]): void {
+    emitGuarded(this, event, args, (error) => this.#callbackFailed(`${event} listener`, error));
+  }
+
+  /** Queues an event raised inside a pipeline step; all queued events are emitted once the step has finished. */
+  #defer<K extends EventName>(event: K, ...args: BroadcasterEvents[K]): void {
+    if (this.listenerCount(event) === 0) return;
+    if (this.#deferred.length === 0) queueMicrotask(this.#emitDeferred);
+    this.#deferred.push([event, args]);
+  }
+
+  readonly #emitDeferred = (): void => {
+    const events = this.#deferred;
+    this.#deferred = [];
+    for (const [event, args] of events) emitGuarded(this, event, args, (error) => this.#callbackFailed(`${event} listener`, error));
+  };
+
+  /** User code failed: counted, and reported as `callbackError` (whose own listeners' failures are only counted). */
+  readonly #callbackFailed = (callback: string, error: unknown): void => {
+    this.#counters.callbackErrors++;
+    if (callback === 'callbackError listener' || this.listenerCount('callbackError') === 0) return;
+    this.#emit('callbackError', new CallbackError(callback, error));
   };
 }
-
-const SHUTTING_DOWN: UpgradeVerdict = { accept: false, status: 503, reason: 'server shutting down' };
 
 /** Creates a broadcaster; see {@link BroadcasterOptions}. Throws `InvalidConfigError` for bad settings. */
 export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   return new Broadcaster(options);
-}
-
-async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
-  const remaining = deadline - Date.now();
-  if (remaining <= 0) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, remaining)))]);
-  clearTimeout(timer);
 }

@@ -1,13 +1,37 @@
 /**
- * Error classes with stable `code` strings. Match on `code`, never on `message`:
- * messages may gain detail between releases, codes do not change.
+ * Error classes with stable `code` strings, and every code defined once. Match on
+ * `code`, never on `message`: messages may gain detail between releases, codes do not
+ * change. Browser-safe (the client imports it).
  */
+
+/**
+ * Every error code batchcast uses: thrown or emitted errors, `error` notices sent to
+ * clients, and HTTP error bodies. README.md lists where each appears.
+ */
+export const ERROR_CODES = {
+  INVALID_CONFIG: 'BATCHCAST_INVALID_CONFIG',
+  INVALID_CHANNEL: 'BATCHCAST_INVALID_CHANNEL',
+  INVALID_MESSAGE: 'BATCHCAST_INVALID_MESSAGE',
+  MESSAGE_TOO_LARGE: 'BATCHCAST_MESSAGE_TOO_LARGE',
+  CLOSED: 'BATCHCAST_CLOSED',
+  ENCODE_FAILED: 'BATCHCAST_ENCODE_FAILED',
+  PROTOCOL: 'BATCHCAST_PROTOCOL',
+  CALLBACK_FAILED: 'BATCHCAST_CALLBACK_FAILED',
+  LISTEN_FAILED: 'BATCHCAST_LISTEN_FAILED',
+  BAD_CONTROL: 'BATCHCAST_BAD_CONTROL',
+  TOO_MANY_SUBSCRIPTIONS: 'BATCHCAST_TOO_MANY_SUBSCRIPTIONS',
+  FORBIDDEN: 'BATCHCAST_FORBIDDEN',
+  UNAUTHORIZED: 'BATCHCAST_UNAUTHORIZED',
+} as const;
+
+/** One of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 
 /** Base class of every error batchcast throws or emits. */
 export class BatchcastError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -20,7 +44,7 @@ export class InvalidConfigError extends BatchcastError {
   readonly setting: string;
 
   constructor(setting: string, message: string) {
-    super('BATCHCAST_INVALID_CONFIG', `${setting}: ${message}`);
+    super(ERROR_CODES.INVALID_CONFIG, `${setting}: ${message}`);
     this.setting = setting;
   }
 }
@@ -29,7 +53,7 @@ export class InvalidConfigError extends BatchcastError {
 export class InvalidChannelError extends BatchcastError {
   constructor(channel: unknown) {
     super(
-      'BATCHCAST_INVALID_CHANNEL',
+      ERROR_CODES.INVALID_CHANNEL,
       `invalid channel name ${describe(channel)}: expected 1-128 characters of [A-Za-z0-9_.:@/-]`,
     );
   }
@@ -43,7 +67,7 @@ export class InvalidMessageError extends BatchcastError {
 
   constructor(channel: string, reason: string, index?: number) {
     super(
-      'BATCHCAST_INVALID_MESSAGE',
+      ERROR_CODES.INVALID_MESSAGE,
       `message${index === undefined ? '' : ` #${index} of its batch`} on channel "${channel}" cannot be encoded: ${reason}`,
     );
     this.channel = channel;
@@ -58,7 +82,7 @@ export class MessageTooLargeError extends BatchcastError {
 
   constructor(channel: string, bytes: number, limit: number, index?: number) {
     super(
-      'BATCHCAST_MESSAGE_TOO_LARGE',
+      ERROR_CODES.MESSAGE_TOO_LARGE,
       `message${index === undefined ? '' : ` #${index} of its batch`} on channel "${channel}" is ${bytes} bytes, over maxMessageBytes (${limit})`,
     );
     this.channel = channel;
@@ -69,7 +93,7 @@ export class MessageTooLargeError extends BatchcastError {
 /** The broadcaster is closing or closed and accepts no more work. */
 export class ClosedError extends BatchcastError {
   constructor(operation: string) {
-    super('BATCHCAST_CLOSED', `${operation}: the broadcaster is closed`);
+    super(ERROR_CODES.CLOSED, `${operation}: the broadcaster is closed`);
   }
 }
 
@@ -78,7 +102,7 @@ export class EncodeError extends BatchcastError {
   readonly channel: string;
 
   constructor(channel: string, message: string, options?: { cause?: unknown }) {
-    super('BATCHCAST_ENCODE_FAILED', `encoding a batch of channel "${channel}" failed: ${message}`, options);
+    super(ERROR_CODES.ENCODE_FAILED, `encoding a batch of channel "${channel}" failed: ${message}`, options);
     this.channel = channel;
   }
 }
@@ -86,7 +110,28 @@ export class EncodeError extends BatchcastError {
 /** A frame does not follow the batchcast wire protocol. */
 export class ProtocolError extends BatchcastError {
   constructor(message: string) {
-    super('BATCHCAST_PROTOCOL', message);
+    super(ERROR_CODES.PROTOCOL, message);
+  }
+}
+
+/**
+ * User code (an event listener, `authorize`, `canSubscribe`) threw or rejected. The
+ * pipeline went on without it; `callback` names what failed, `cause` holds what it threw.
+ */
+export class CallbackError extends BatchcastError {
+  readonly callback: string;
+
+  constructor(callback: string, cause: unknown) {
+    super(ERROR_CODES.CALLBACK_FAILED, `${callback} threw: ${cause instanceof Error ? cause.message : describe(cause)}`, { cause });
+    this.callback = callback;
+  }
+}
+
+/** The broadcaster's own server could not listen (`port` mode): address in use, permission, unknown host. */
+export class ListenError extends BatchcastError {
+  constructor(host: string | undefined, port: number, cause: unknown) {
+    const reason = (cause as { code?: unknown } | null)?.code ?? (cause instanceof Error ? cause.message : String(cause));
+    super(ERROR_CODES.LISTEN_FAILED, `cannot listen on ${host ?? '*'}:${port}: ${String(reason)}`, { cause });
   }
 }
 

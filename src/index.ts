@@ -8,15 +8,19 @@ export type { CanSubscribe } from './server/control-handler.js';
 export type { WorkerFault, FaultKind } from './encode/pool.js';
 export {
   BatchcastError,
+  CallbackError,
   ClosedError,
+  ERROR_CODES,
   EncodeError,
   InvalidChannelError,
   InvalidConfigError,
   InvalidMessageError,
+  ListenError,
   MessageTooLargeError,
   ProtocolError,
 } from './errors.js';
-export { CLOSE_SLOW_CONSUMER } from './fanout/fanout.js';
+export type { ErrorCode } from './errors.js';
+export { CLOSE_CODES } from './protocol/close-codes.js';
 export type { Notice } from './fanout/notice.js';
 export { isValidChannel } from './protocol/channel.js';
 export { decodeFrame } from './protocol/decode.js';

@@ -1,4 +1,13 @@
-/** Small measurement helpers for `stats()`: a sample ring with percentiles and a per-second rate. */
+/** `stats()`: its measurement helpers (a sample ring with percentiles, a per-second rate) and its assembly. */
+import type { ChannelTable } from './channels.js';
+import type { EncoderPool } from './encode/pool.js';
+import type { FanoutCounters } from './fanout/fanout.js';
+import type { Subscriptions } from './fanout/subscriptions.js';
+import type { Batcher } from './publish/batcher.js';
+import type { ReleaseCounters } from './release/release.js';
+import type { Sequencer } from './release/sequencer.js';
+import type { EndpointCounters } from './server/endpoint.js';
+import type { RegistryCounters } from './server/registry.js';
 
 /** Keeps the last `capacity` samples; percentiles are computed on demand, never on the hot path. */
 export class SampleRing {
@@ -51,4 +60,65 @@ export class RateMeter {
   stop(): void {
     clearInterval(this.#timer);
   }
+}
+
+/** Where {@link assembleStats} reads each figure: the parts of a broadcaster. */
+export interface StatsSources {
+  counters: { messagesPublished: number; messagesRejected: number; sendErrors: number; callbackErrors: number };
+  release: ReleaseCounters;
+  fanout: FanoutCounters;
+  registry: RegistryCounters;
+  endpoint: EndpointCounters;
+  rate: RateMeter;
+  encodeRate: RateMeter;
+  encodeSamples: SampleRing;
+  batcher: Batcher;
+  subscriptions: Subscriptions;
+  channels: ChannelTable;
+  sequencer: Sequencer;
+  pool: EncoderPool;
+  connections: number;
+  upgradesPending: number;
+  controlPending: number;
+}
+
+/** The object `broadcaster.stats()` returns (README lists every field). */
+export function assembleStats(s: StatsSources) {
+  const pool = s.pool.snapshot();
+  // Worker busy time over the last second, from the workers' own timings (Piscina's figure rounds each task to whole ms).
+  const utilization = Math.min(1, s.encodeRate.perSecond / 1e6 / Math.max(1, pool.threads));
+  const r = s.release;
+  return {
+    messagesPublished: s.counters.messagesPublished,
+    messagesPerSecond: s.rate.perSecond,
+    messagesRejected: s.counters.messagesRejected,
+    messagesDropped: s.batcher.droppedMessages,
+    messagesPending: s.batcher.pendingMessages,
+    messagesFailed: r.messagesFailed,
+    batches: r.batches,
+    batchesFailed: r.batchesFailed,
+    rawBytes: r.rawBytes,
+    wireBytes: r.wireBytes,
+    compressionRatio: r.wireBytes === 0 ? 1 : r.rawBytes / r.wireBytes,
+    framesSent: s.fanout.framesSent,
+    bytesSent: s.fanout.bytesSent,
+    batchesSkipped: s.fanout.batchesSkipped,
+    slowClientsClosed: s.fanout.slowClosed,
+    sendErrors: s.counters.sendErrors,
+    callbackErrors: s.counters.callbackErrors,
+    connections: s.connections,
+    connectionsTotal: s.registry.connectionsTotal,
+    upgradesRejected: s.endpoint.upgradesRejected,
+    upgradesAborted: s.endpoint.upgradesAborted,
+    upgradesPending: s.upgradesPending,
+    controlPending: s.controlPending,
+    heartbeatTerminated: s.registry.heartbeatTerminated,
+    subscriptions: s.subscriptions.total,
+    subscribers: s.subscriptions.counts(),
+    channels: s.channels.size,
+    idleChannelCounters: s.channels.idleCounters,
+    reorderedBatches: s.sequencer.reordered,
+    pool: { ...pool, utilization },
+    encodeMicros: s.encodeSamples.percentiles(),
+  };
 }

@@ -23,6 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { encodeBatch } from './encode-batch.js';
 import { prepareHandoff } from './handoff.js';
+import { AttemptSignal, EncodeTimeout, classify, isDataCloneError, type FaultKind } from './attempt.js';
+export type { FaultKind } from './attempt.js';
 import type { EncodeResult, EncodeTask } from './task.js';
 
 /** Path of the built worker. From sources (tests run `src/*.ts`) use the compiled copy in `dist/`. */
@@ -38,13 +40,12 @@ export interface EncoderPoolOptions {
   encodeTimeoutMs: number;
   /** Worker module exporting the task handler as default; the built-in encoder unless set. */
   workerFilename?: string;
+  /** A submit callback threw (a bug): reported here instead of as an unhandled rejection. */
+  onCallbackError?: (error: unknown) => void;
 }
 
 /** Piscina's load-balancer signature (the package root does not export it by name). */
 type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
-
-/** How one attempt at a batch failed. */
-export type FaultKind = 'error' | 'crash' | 'timeout';
 
 /** Reported through the `fault` event for every failed attempt. */
 export interface WorkerFault {
@@ -56,41 +57,19 @@ export interface WorkerFault {
   error: Error;
 }
 
-/** Receives the finished frame, or the error of a batch that could not be encoded even inline. */
-export type EncodeCallback = (error: Error | null, result: EncodeResult | null) => void;
-
 /**
- * The abort signal Piscina watches for one attempt. Piscina accepts any object with
- * `once`/`off` (its EventEmitter form); this one costs two fields, where an
- * AbortController builds an EventTarget and `addEventListener` validates options.
+ * The batch was dropped because the pool was destroyed (shutdown past its deadline) before
+ * it finished: not a worker fault, so neither retried nor encoded inline.
  */
-class AttemptSignal {
-  aborted = false;
-  reason: unknown = undefined;
-  #listener: (() => void) | null = null;
-
-  once(_event: 'abort', listener: () => void): void {
-    this.#listener = listener;
-  }
-
-  /** Piscina 5 calls `removeListener` when a task settles (its types say `off`). */
-  removeListener(): void {
-    this.#listener = null;
-  }
-
-  off(): void {
-    this.#listener = null;
-  }
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    const listener = this.#listener;
-    this.#listener = null;
-    listener?.();
+export class AbandonedError extends Error {
+  constructor() {
+    super('the encoder pool was destroyed before this batch finished (shutdown deadline)');
+    this.name = 'AbandonedError';
   }
 }
+
+/** Receives the finished frame, or the error of a batch that could not be encoded even inline (or was abandoned). */
+export type EncodeCallback = (error: Error | null, result: EncodeResult | null) => void;
 
 /** One batch on its way through the pool. */
 class Job {
@@ -115,6 +94,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   readonly #poolSize: number;
   readonly #maxQueue: number;
   readonly #timeoutMs: number;
+  readonly #onCallbackError: (error: unknown) => void;
   /** Jobs waiting for a free worker, in dispatch order. */
   readonly #waiting: Job[] = [];
   /** Attempts handed to Piscina and not settled: at most one per worker. */
@@ -131,12 +111,16 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   #faults = { error: 0, crash: 0, timeout: 0, inline: 0 };
   /** Batches encoded inline because a message could not be copied to a worker (not a worker fault). */
   #uncloneable = 0;
+  /** Set by destroy(): failures from here on are the pool going away, not faults. */
+  #destroying = false;
+  #abandoned = 0;
 
   constructor(options: EncoderPoolOptions) {
     super();
     this.#poolSize = options.poolSize;
     this.#maxQueue = options.maxQueue;
     this.#timeoutMs = options.encodeTimeoutMs;
+    this.#onCallbackError = options.onCallbackError ?? (() => {});
     this.#pool = new Piscina<EncodeTask, EncodeResult>({
       filename: options.workerFilename ?? defaultWorkerFilename(),
       minThreads: options.poolSize,
@@ -175,6 +159,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       inFlight: this.#inFlight,
       faults: { ...this.#faults },
       uncloneable: this.#uncloneable,
+      abandoned: this.#abandoned,
     };
   }
 
@@ -184,7 +169,9 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
    */
   submit(task: EncodeTask, callback: EncodeCallback): void {
     this.#inFlight++;
-    this.#waiting.push(new Job(task, callback));
+    const job = new Job(task, callback);
+    if (this.#destroying) return this.#abandon(job);
+    this.#waiting.push(job);
     this.#startWaiting();
   }
 
@@ -196,6 +183,11 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   }
 
   #start(job: Job): void {
+    if (this.#destroying) {
+      this.#running.delete(job);
+      this.#abandon(job);
+      return;
+    }
     const signal = new AttemptSignal();
     job.signal = signal;
     job.startedAt = performance.now();
@@ -214,6 +206,9 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
         (result) => this.#succeeded(job, result),
         (error: unknown) => this.#failed(job, error),
       );
+    } catch (error) {
+      // Piscina refuses synchronously only when it is closed or misconfigured; treat it as a failed attempt.
+      this.#failed(job, error);
     } finally {
       this.#dispatching = null;
     }
@@ -252,6 +247,10 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
 
   #failed(job: Job, caught: unknown): void {
     this.#release(job);
+    if (this.#destroying) {
+      this.#abandon(job);
+      return;
+    }
     if (isDataCloneError(caught)) {
       // A message holds a value structured clone cannot copy (a function, a symbol...): no worker
       // can see this batch, and none failed. Encode it here, exactly as a worker would have.
@@ -299,7 +298,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   }
 
   #startWaiting(): void {
-    while (this.#running.size < this.#poolSize) {
+    while (!this.#destroying && this.#running.size < this.#poolSize) {
       const next = this.#waiting.shift();
       if (next === undefined) return;
       this.#start(next);
@@ -319,7 +318,16 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
 
   #finish(job: Job, error: Error | null, result: EncodeResult | null): void {
     this.#inFlight--;
-    job.callback(error, result);
+    try {
+      job.callback(error, result);
+    } catch (callbackError) {
+      this.#onCallbackError(callbackError);
+    }
+  }
+
+  #abandon(job: Job): void {
+    this.#abandoned++;
+    this.#finish(job, new AbandonedError(), null);
   }
 
   readonly #checkTimeouts = (): void => {
@@ -331,32 +339,14 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     }
   };
 
-  /** Waits for running tasks, then stops every worker. */
+  /**
+   * Stops every worker. Batches still waiting or running are abandoned ({@link AbandonedError}):
+   * not counted as faults, not retried, not encoded inline.
+   */
   async destroy(): Promise<void> {
+    this.#destroying = true;
     clearInterval(this.#watchdog);
+    for (const job of this.#waiting.splice(0)) this.#abandon(job);
     await this.#pool.destroy();
   }
-}
-
-class EncodeTimeout extends Error {
-  constructor(ms: number) {
-    super(`encode task ran past encodeTimeoutMs (${ms} ms); its worker was terminated`);
-  }
-}
-
-/**
- * What kind of fault an attempt's error shows. Piscina rejects with an AbortError
- * whose `cause` is our abort reason on timeout, and with exactly
- * "worker exited with code: N" when the worker exits mid-task; anything else was
- * thrown by the task itself (a message such as "connection terminated" is not a crash).
- */
-function classify(error: unknown): FaultKind {
-  if (error instanceof EncodeTimeout || (error as { cause?: unknown } | null)?.cause instanceof EncodeTimeout) return 'timeout';
-  const message = error instanceof Error ? error.message : '';
-  if (/^worker exited with code: -?\d+$/.test(message) || message === 'Terminating worker thread') return 'crash';
-  return 'error';
-}
-
-function isDataCloneError(error: unknown): boolean {
-  return (error as { name?: unknown } | null)?.name === 'DataCloneError';
 }

@@ -3,13 +3,10 @@
  * client. Every frame batchcast sends goes through {@link writeFrame}, so batches,
  * notices and ws's own control frames share one ordered path to the socket.
  */
-import { WebSocket } from 'ws';
 import type { SlowClientPolicy } from '../config.js';
+import { CLOSE_CODES } from '../protocol/close-codes.js';
 import type { Connection } from '../server/connection.js';
 import { noticeFrame } from './notice.js';
-
-/** Close code for clients that fall too far behind (RFC 6455 "Try Again Later"). */
-export const CLOSE_SLOW_CONSUMER = 1013;
 
 export interface FanoutOptions {
   maxBufferedBytes: number;
@@ -33,7 +30,7 @@ export interface FanoutCounters {
  * connection is not open or the write threw.
  */
 export function writeFrame(connection: Connection, frame: Uint8Array, onSendError: FanoutOptions['onSendError']): boolean {
-  if (connection.ws.readyState !== WebSocket.OPEN) return false;
+  if (!connection.open) return false;
   try {
     connection.socket.write(frame);
     return true;
@@ -120,8 +117,8 @@ export function fanOut(
 
 /** Starts closing a slow client; false if it was already closing. */
 function closeSlow(connection: Connection): boolean {
-  if (connection.ws.readyState !== WebSocket.OPEN) return false;
-  connection.ws.close(CLOSE_SLOW_CONSUMER, 'slow consumer: outbound buffer over maxBufferedBytes');
+  if (!connection.open) return false;
+  connection.ws.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: outbound buffer over maxBufferedBytes');
   return true;
 }
 

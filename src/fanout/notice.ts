@@ -1,4 +1,5 @@
 /** Notice frames: server-to-client control information in a batchcast envelope. */
+import type { ErrorCode } from '../errors.js';
 import { KIND_NOTICE, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
 import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
 
@@ -7,7 +8,7 @@ export type Notice =
   | { op: 'subscribed'; channels: string[] }
   | { op: 'unsubscribed'; channels: string[] }
   | { op: 'skipped'; channel: string; batches: number; messages: number; fromSeq: number }
-  | { op: 'error'; code: string; message: string; channel?: string };
+  | { op: 'error'; code: ErrorCode; message: string; channel?: string };
 
 /** Builds a complete WebSocket frame holding `notice`. */
 export function noticeFrame(notice: Notice): Buffer {

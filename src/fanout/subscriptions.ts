@@ -1,51 +1,59 @@
-/** Which connections listen to which channel, kept in step from both sides. */
+/**
+ * Which connections listen to which channel, kept in step from both sides: each
+ * channel's subscribers live on its {@link ChannelState}, each connection lists its channels.
+ */
+import type { ChannelTable } from '../channels.js';
 import type { Connection } from '../server/connection.js';
 
-const EMPTY: ReadonlySet<Connection> = new Set();
-
-/** The channel → subscribers index used by fan-out. */
+/** The channel ⇄ subscriber index used by fan-out. */
 export class Subscriptions {
-  readonly #byChannel = new Map<string, Set<Connection>>();
+  readonly #channels: ChannelTable;
+  #total = 0;
 
-  /** Subscribers of `channel` (a live set: do not mutate). */
-  of(channel: string): ReadonlySet<Connection> {
-    return this.#byChannel.get(channel) ?? EMPTY;
+  constructor(channels: ChannelTable) {
+    this.#channels = channels;
   }
 
-  /** Adds `connection` to `channel`; returns false when it was already subscribed. */
+  /** Subscriptions over all connections. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /**
+   * Adds `connection` to `channel` (a valid name). Returns false when it was already
+   * subscribed, or is closed or closing: a dead connection must not be kept by a channel.
+   */
   add(connection: Connection, channel: string): boolean {
-    if (connection.channels.has(channel)) return false;
-    let set = this.#byChannel.get(channel);
-    if (set === undefined) {
-      set = new Set();
-      this.#byChannel.set(channel, set);
-    }
-    set.add(connection);
+    if (!connection.open || connection.channels.has(channel)) return false;
+    this.#channels.open(channel).subscribers.add(connection);
     connection.channels.add(channel);
+    this.#total++;
     return true;
   }
 
   /** Removes `connection` from `channel`; returns false when it was not subscribed. */
   remove(connection: Connection, channel: string): boolean {
     if (!connection.channels.delete(channel)) return false;
-    const set = this.#byChannel.get(channel);
-    if (set !== undefined) {
-      set.delete(connection);
-      if (set.size === 0) this.#byChannel.delete(channel);
-    }
+    this.#total--;
     connection.skipped?.delete(channel);
+    const state = this.#channels.get(channel);
+    if (state !== undefined) {
+      state.subscribers.delete(connection);
+      this.#channels.dropIfIdle(state);
+    }
     return true;
   }
 
   /** Removes `connection` from every channel. */
   removeAll(connection: Connection): void {
     for (const channel of [...connection.channels]) this.remove(connection, channel);
+    connection.skipped = null;
   }
 
-  /** Subscriber count per channel. */
+  /** Subscriber count per channel with subscribers. */
   counts(): Record<string, number> {
     const counts: Record<string, number> = {};
-    for (const [channel, set] of this.#byChannel) counts[channel] = set.size;
+    for (const state of this.#channels.values()) if (state.subscribers.size > 0) counts[state.name] = state.subscribers.size;
     return counts;
   }
 }

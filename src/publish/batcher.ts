@@ -4,12 +4,13 @@
  * messages (or `maxPendingMessages`, if smaller) or `batchDelayMs` after its first
  * message. While the encoder cannot take more work, batches stay open and keep
  * growing (coalescing) up to `maxPendingMessages`, past which the oldest messages
- * are dropped and counted.
+ * are dropped and counted. The open batch lives on the channel's {@link ChannelState}.
  */
+import type { ChannelState, ChannelTable } from '../channels.js';
 
 /** A closed batch, ready to encode. */
 export interface Batch {
-  channel: string;
+  state: ChannelState;
   items: unknown[];
   /** Indices of pre-serialized items; `null` when none, `true` when all. */
   serialized: number[] | true | null;
@@ -18,6 +19,7 @@ export interface Batch {
 }
 
 export interface BatcherOptions {
+  channels: ChannelTable;
   batchSize: number;
   batchDelayMs: number;
   maxPendingMessages: number;
@@ -27,23 +29,11 @@ export interface BatcherOptions {
   onBatch: (batch: Batch) => void;
 }
 
-class OpenBatch {
-  items: unknown[] = [];
-  serialized: number[] | null = null;
-  rawCount = 0;
-  dropped = 0;
-  timer: NodeJS.Timeout | null = null;
-  waiting = false;
-
-  constructor(readonly channel: string) {}
-}
-
 /** Collects messages into per-channel batches and closes them by size or delay. */
 export class Batcher {
   readonly #options: BatcherOptions;
-  readonly #open = new Map<string, OpenBatch>();
   /** Channels whose batch is due but waits for encoder capacity, oldest first. */
-  readonly #waiting = new Set<OpenBatch>();
+  readonly #waiting = new Set<ChannelState>();
   #droppedTotal = 0;
 
   constructor(options: BatcherOptions) {
@@ -58,102 +48,108 @@ export class Batcher {
   /** Messages in open batches, over all channels. */
   get pendingMessages(): number {
     let total = 0;
-    for (const batch of this.#open.values()) total += batch.items.length;
+    for (const state of this.#options.channels.values()) total += state.items.length;
     return total;
   }
 
   /** Appends a message; `serialized` marks a pre-serialized string or byte array. */
-  append(channel: string, message: unknown, serialized: boolean): void {
-    let batch = this.#open.get(channel);
-    if (batch === undefined) {
-      batch = new OpenBatch(channel);
-      this.#open.set(channel, batch);
-    }
-    const items = batch.items;
+  append(state: ChannelState, message: unknown, serialized: boolean): void {
+    const items = state.items;
     if (serialized) {
-      (batch.serialized ??= []).push(items.length);
-      batch.rawCount++;
+      (state.serialized ??= []).push(items.length);
+      state.rawCount++;
     }
     items.push(message);
     const length = items.length;
-    if (batch.waiting) {
+    if (state.waiting) {
       // Coalescing while the encoder is busy: bounded by maxPendingMessages, oldest out first.
-      if (length > this.#options.maxPendingMessages) this.#dropOldest(batch);
+      if (length > this.#options.maxPendingMessages) this.#dropOldest(state);
     } else if (length >= this.#options.batchSize || length >= this.#options.maxPendingMessages) {
       // Full (a batch never holds more than the pending bound, whatever batchSize says).
-      this.#close(batch);
+      this.#close(state);
     } else if (length === 1) {
-      batch.timer = setTimeout(this.#onTimer, this.#options.batchDelayMs, batch);
+      state.timer = setTimeout(this.#onTimer, this.#options.batchDelayMs, state);
     }
   }
 
   /** Closes every open batch that has encoder capacity; with `force`, closes all. */
   flushAll(force = false): void {
-    for (const batch of [...this.#open.values()]) {
-      if (batch.items.length > 0) this.#close(batch, force);
+    for (const state of [...this.#options.channels.values()]) {
+      if (state.items.length > 0) this.#close(state, force);
     }
   }
 
   /** Called when the encoder frees capacity: closes batches that were held back. */
   drain(): void {
-    for (const batch of this.#waiting) {
+    for (const state of this.#waiting) {
       if (!this.#options.hasCapacity()) return;
-      this.#waiting.delete(batch);
-      batch.waiting = false;
-      if (batch.items.length > 0) this.#close(batch);
+      this.#waiting.delete(state);
+      state.waiting = false;
+      if (state.items.length > 0) this.#close(state);
+      else this.#options.channels.dropIfIdle(state);
     }
   }
 
   /** Stops every timer; open batches are discarded. */
   clear(): void {
-    for (const batch of this.#open.values()) if (batch.timer !== null) clearTimeout(batch.timer);
-    this.#open.clear();
+    for (const state of [...this.#options.channels.values()]) {
+      if (state.timer !== null) clearTimeout(state.timer);
+      state.timer = null;
+      state.waiting = false;
+      state.items = [];
+      state.serialized = null;
+      state.rawCount = 0;
+      this.#options.channels.dropIfIdle(state);
+    }
     this.#waiting.clear();
   }
 
-  readonly #onTimer = (batch: OpenBatch): void => {
-    batch.timer = null;
-    if (batch.items.length > 0) this.#close(batch);
+  readonly #onTimer = (state: ChannelState): void => {
+    state.timer = null;
+    if (state.items.length > 0) this.#close(state);
   };
 
-  #close(batch: OpenBatch, force = false): void {
-    if (batch.timer !== null) {
-      clearTimeout(batch.timer);
-      batch.timer = null;
+  #close(state: ChannelState, force = false): void {
+    if (state.timer !== null) {
+      clearTimeout(state.timer);
+      state.timer = null;
     }
     if (!force && !this.#options.hasCapacity()) {
       // Coalesce: keep the batch open and growing until a worker frees up.
-      if (!batch.waiting) {
-        batch.waiting = true;
-        this.#waiting.add(batch);
+      if (!state.waiting) {
+        state.waiting = true;
+        this.#waiting.add(state);
       }
       return;
     }
-    if (batch.waiting) {
-      batch.waiting = false;
-      this.#waiting.delete(batch);
+    if (state.waiting) {
+      state.waiting = false;
+      this.#waiting.delete(state);
     }
+    const { items, rawCount } = state;
     const closed: Batch = {
-      channel: batch.channel,
-      items: batch.items,
-      serialized: batch.rawCount === 0 ? null : batch.rawCount === batch.items.length ? true : batch.serialized,
-      droppedBefore: batch.dropped,
+      state,
+      items,
+      serialized: rawCount === 0 ? null : rawCount === items.length ? true : state.serialized,
+      droppedBefore: state.dropped,
     };
-    // A fresh OpenBatch per batch: idle channels leave nothing behind.
-    this.#open.delete(batch.channel);
+    state.items = [];
+    state.serialized = null;
+    state.rawCount = 0;
+    state.dropped = 0;
     this.#options.onBatch(closed);
   }
 
-  #dropOldest(batch: OpenBatch): void {
+  #dropOldest(state: ChannelState): void {
     // Drop the older half in one splice so overload costs O(1) amortized per message.
-    const drop = Math.ceil(batch.items.length / 2);
-    batch.items.splice(0, drop);
-    if (batch.serialized !== null) {
-      const kept = batch.serialized.filter((index) => index >= drop).map((index) => index - drop);
-      batch.rawCount = kept.length;
-      batch.serialized = kept;
+    const drop = Math.ceil(state.items.length / 2);
+    state.items.splice(0, drop);
+    if (state.serialized !== null) {
+      const kept = state.serialized.filter((index) => index >= drop).map((index) => index - drop);
+      state.rawCount = kept.length;
+      state.serialized = kept;
     }
-    batch.dropped += drop;
+    state.dropped += drop;
     this.#droppedTotal += drop;
   }
 }

@@ -11,6 +11,8 @@ export interface SkippedRange {
 }
 
 let nextId = 1;
+/** `WebSocket.OPEN`, without importing ws's runtime here. */
+const OPEN = 1;
 
 /** One connected client: its socket, its channels and its liveness. */
 export class Connection {
@@ -37,6 +39,11 @@ export class Connection {
     this.socket = (ws as unknown as { _socket: Duplex })._socket;
     this.request = request;
     this.identity = identity;
+  }
+
+  /** Whether the WebSocket is open (not connecting, closing or closed). */
+  get open(): boolean {
+    return this.ws.readyState === OPEN;
   }
 
   /** Bytes queued on this client's socket and not yet handed to the kernel. */

@@ -5,9 +5,10 @@
  * wait for it, so replies and subscriptions keep the order the client sent them in.
  */
 import type { RawData } from 'ws';
-import { InvalidChannelError } from '../errors.js';
+import { ERROR_CODES, InvalidChannelError } from '../errors.js';
 import type { Notice } from '../fanout/notice.js';
 import type { Subscriptions } from '../fanout/subscriptions.js';
+import { CLOSE_CODES } from '../protocol/close-codes.js';
 import { isValidChannel } from '../protocol/channel.js';
 import type { Connection } from './connection.js';
 import { parseControl, type ControlMessage } from './control.js';
@@ -20,22 +21,29 @@ export interface ControlHandlerOptions {
   maxSubscriptionsPerClient: number;
   canSubscribe: CanSubscribe | undefined;
   notify: (connection: Connection, notice: Notice) => void;
+  /** `canSubscribe` threw or rejected (the subscription was refused), or applying a message failed (a bug). */
+  onCallbackError: (callback: string, error: unknown) => void;
 }
 
 /** Applies control messages, one client at a time, in order. */
 export class ControlHandler {
   readonly #options: ControlHandlerOptions;
   /** Per client: the tail of its control messages still waiting for an async `canSubscribe`. */
-  readonly #queues = new WeakMap<Connection, Promise<void>>();
+  readonly #queues = new Map<Connection, Promise<void>>();
 
   constructor(options: ControlHandlerOptions) {
     this.#options = options;
   }
 
+  /** Clients with control messages waiting for an async `canSubscribe`. */
+  get pending(): number {
+    return this.#queues.size;
+  }
+
   /** Handles one frame a client sent. Binary frames close the connection with 1003. */
   onMessage(connection: Connection, data: RawData, isBinary: boolean): void {
     if (isBinary) {
-      connection.ws.close(1003, 'binary frames are not accepted; control messages are JSON text');
+      connection.ws.close(CLOSE_CODES.UNSUPPORTED_DATA, 'binary frames are not accepted; control messages are JSON text');
       return;
     }
     const control = parseControl(data.toString());
@@ -52,21 +60,35 @@ export class ControlHandler {
     if (channels.length > 0) this.#inOrder(connection, () => this.#subscribe(connection, channels));
   }
 
+  /** The client is gone: its waiting messages are dropped (an async `canSubscribe` still running finds it closed). */
+  forget(connection: Connection): void {
+    this.#queues.delete(connection);
+  }
+
   #inOrder(connection: Connection, step: () => void | Promise<void>): void {
     const queued = this.#queues.get(connection);
     if (queued !== undefined) {
-      this.#track(connection, queued.then(step));
+      this.#track(connection, queued.then(() => (connection.open ? step() : undefined)));
       return;
     }
-    const pending = step();
+    let pending: void | Promise<void>;
+    try {
+      pending = step();
+    } catch (error) {
+      this.#options.onCallbackError('control message handling', error);
+      return;
+    }
     if (pending !== undefined) this.#track(connection, pending);
   }
 
-  #track(connection: Connection, tail: Promise<void>): void {
+  #track(connection: Connection, pending: Promise<void>): void {
+    // Every rejection ends here, so the tail never rejects: no unhandled rejection, and later messages still run.
+    const tail: Promise<void> = pending
+      .catch((error: unknown) => this.#options.onCallbackError('control message handling', error))
+      .finally(() => {
+        if (this.#queues.get(connection) === tail) this.#queues.delete(connection);
+      });
     this.#queues.set(connection, tail);
-    void tail.finally(() => {
-      if (this.#queues.get(connection) === tail) this.#queues.delete(connection);
-    });
   }
 
   #apply(connection: Connection, control: ControlMessage): void | Promise<void> {
@@ -76,30 +98,47 @@ export class ControlHandler {
   }
 
   #subscribe(connection: Connection, channels: string[]): void | Promise<void> {
-    const { canSubscribe, notify } = this.#options;
+    const { notify } = this.#options;
     const valid: string[] = [];
     for (const channel of channels) {
       if (isValidChannel(channel)) valid.push(channel);
-      else notify(connection, { op: 'error', code: 'BATCHCAST_INVALID_CHANNEL', message: new InvalidChannelError(channel).message });
+      else notify(connection, { op: 'error', code: ERROR_CODES.INVALID_CHANNEL, message: new InvalidChannelError(channel).message });
     }
-    const verdicts = valid.map((channel) => decide(canSubscribe, connection, channel));
+    const verdicts = valid.map((channel) => this.#decide(connection, channel));
     if (!verdicts.some((verdict) => verdict instanceof Promise)) return this.#admit(connection, valid, verdicts as boolean[]);
     return Promise.all(verdicts).then((resolved) => this.#admit(connection, valid, resolved));
+  }
+
+  /** Asks the hook; anything but `true` (or a promise of it) is a refusal, and so is a throw (reported). */
+  #decide(connection: Connection, channel: string): boolean | Promise<boolean> {
+    const { canSubscribe, onCallbackError } = this.#options;
+    if (canSubscribe === undefined) return true;
+    const refuse = (error: unknown): false => {
+      onCallbackError('canSubscribe', error);
+      return false;
+    };
+    try {
+      const verdict: unknown = canSubscribe(connection, channel);
+      if (isThenable(verdict)) return Promise.resolve(verdict).then((value) => value === true, refuse);
+      return verdict === true;
+    } catch (error) {
+      return refuse(error);
+    }
   }
 
   #admit(connection: Connection, channels: string[], allowed: boolean[]): void {
     const { subscriptions, maxSubscriptionsPerClient, notify } = this.#options;
     // The client may have gone while an async canSubscribe ran.
-    if (connection.ws.readyState !== connection.ws.OPEN) return;
+    if (!connection.open) return;
     const accepted: string[] = [];
     channels.forEach((channel, i) => {
       if (!connection.channels.has(channel) && connection.channels.size >= maxSubscriptionsPerClient) {
         notify(connection, {
-          op: 'error', code: 'BATCHCAST_TOO_MANY_SUBSCRIPTIONS', channel,
+          op: 'error', code: ERROR_CODES.TOO_MANY_SUBSCRIPTIONS, channel,
           message: `subscription to "${channel}" refused: limit of ${maxSubscriptionsPerClient} channels per client reached`,
         });
       } else if (!allowed[i]) {
-        notify(connection, { op: 'error', code: 'BATCHCAST_FORBIDDEN', channel, message: `subscription to "${channel}" is not allowed` });
+        notify(connection, { op: 'error', code: ERROR_CODES.FORBIDDEN, channel, message: `subscription to "${channel}" is not allowed` });
       } else {
         subscriptions.add(connection, channel);
         accepted.push(channel);
@@ -109,14 +148,6 @@ export class ControlHandler {
   }
 }
 
-/** Asks the hook; anything but `true` (or a promise of it) is a refusal, and so is a throw. */
-function decide(canSubscribe: CanSubscribe | undefined, connection: Connection, channel: string): boolean | Promise<boolean> {
-  if (canSubscribe === undefined) return true;
-  try {
-    const verdict = canSubscribe(connection, channel);
-    if (verdict instanceof Promise) return verdict.then((value) => value === true, () => false);
-    return verdict === true;
-  } catch {
-    return false;
-  }
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }

@@ -2,17 +2,16 @@
  * Control messages from clients: JSON text frames
  * `{"op":"subscribe"|"unsubscribe","channels":["a","b"]}`.
  */
-import { isValidChannel } from '../protocol/channel.js';
+import { ERROR_CODES, InvalidChannelError } from '../errors.js';
+import { isValidChannel, MAX_CHANNELS_PER_CONTROL } from '../protocol/channel.js';
 
 export type ControlMessage = { op: 'subscribe' | 'unsubscribe'; channels: string[] };
 
 /** A control message the server refuses, with the code sent back in the error notice. */
 export interface ControlError {
-  code: 'BATCHCAST_BAD_CONTROL' | 'BATCHCAST_INVALID_CHANNEL';
+  code: typeof ERROR_CODES.BAD_CONTROL | typeof ERROR_CODES.INVALID_CHANNEL;
   message: string;
 }
-
-const MAX_CHANNELS_PER_MESSAGE = 1000;
 
 /** Parses and validates a control message; returns a {@link ControlError} describing the first problem. */
 export function parseControl(text: string): ControlMessage | ControlError {
@@ -20,21 +19,21 @@ export function parseControl(text: string): ControlMessage | ControlError {
   try {
     value = JSON.parse(text);
   } catch {
-    return { code: 'BATCHCAST_BAD_CONTROL', message: 'control message is not valid JSON' };
+    return { code: ERROR_CODES.BAD_CONTROL, message: 'control message is not valid JSON' };
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { code: 'BATCHCAST_BAD_CONTROL', message: 'control message must be a JSON object with "op" and "channels"' };
+    return { code: ERROR_CODES.BAD_CONTROL, message: 'control message must be a JSON object with "op" and "channels"' };
   }
   const { op, channels } = value as { op?: unknown; channels?: unknown };
   if (op !== 'subscribe' && op !== 'unsubscribe') {
-    return { code: 'BATCHCAST_BAD_CONTROL', message: `unknown op ${JSON.stringify(op) ?? 'undefined'}: expected "subscribe" or "unsubscribe"` };
+    return { code: ERROR_CODES.BAD_CONTROL, message: `unknown op ${JSON.stringify(op) ?? 'undefined'}: expected "subscribe" or "unsubscribe"` };
   }
-  if (!Array.isArray(channels) || channels.length === 0 || channels.length > MAX_CHANNELS_PER_MESSAGE) {
-    return { code: 'BATCHCAST_BAD_CONTROL', message: `"channels" must be an array of 1..${MAX_CHANNELS_PER_MESSAGE} channel names` };
+  if (!Array.isArray(channels) || channels.length === 0 || channels.length > MAX_CHANNELS_PER_CONTROL) {
+    return { code: ERROR_CODES.BAD_CONTROL, message: `"channels" must be an array of 1..${MAX_CHANNELS_PER_CONTROL} channel names` };
   }
   for (const channel of channels) {
     if (!isValidChannel(channel)) {
-      return { code: 'BATCHCAST_INVALID_CHANNEL', message: `invalid channel name ${JSON.stringify(channel)?.slice(0, 80)}: expected 1-128 characters of [A-Za-z0-9_.:@/-]` };
+      return { code: ERROR_CODES.INVALID_CHANNEL, message: new InvalidChannelError(channel).message };
     }
   }
   return { op, channels: channels as string[] };

@@ -17,8 +17,12 @@ export interface UpgradeGateOptions {
 /** Accept with the identity `authorize` returned, or reject with an HTTP status. */
 export type UpgradeVerdict = { accept: true; identity: unknown } | { accept: false; status: number; reason: string };
 
-/** Decides on an upgrade request. A throwing `authorize` rejects with 401. */
-export async function admitUpgrade(request: IncomingMessage, options: UpgradeGateOptions): Promise<UpgradeVerdict> {
+/** Decides on an upgrade request. A throwing or rejecting `authorize` rejects with 401, and `onError` hears of it. */
+export async function admitUpgrade(
+  request: IncomingMessage,
+  options: UpgradeGateOptions,
+  onError: (error: unknown) => void,
+): Promise<UpgradeVerdict> {
   const { path, allowedOrigins, authorize } = options;
   if (path !== undefined && pathname(request.url) !== path) return { accept: false, status: 404, reason: 'no WebSocket endpoint at this path' };
   if (allowedOrigins !== undefined && !allowedOrigins.includes(request.headers.origin ?? '')) {
@@ -28,7 +32,8 @@ export async function admitUpgrade(request: IncomingMessage, options: UpgradeGat
   let verdict: AuthorizeResult;
   try {
     verdict = await authorize(request);
-  } catch {
+  } catch (error) {
+    onError(error);
     verdict = false;
   }
   if (verdict === 403) return { accept: false, status: 403, reason: 'forbidden' };
