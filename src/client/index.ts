@@ -2,9 +2,15 @@
  * batchcast client for Node and browsers: connects, subscribes, decodes frames
  * (compressed or not, JSON or msgpack, and legacy JSON text frames), reports
  * sequence gaps, and reconnects with backoff, resubscribing on each connect.
+ *
+ * Nothing a server sends and nothing a listener throws stops it: a frame that does
+ * not decode becomes an `error` event (a ProtocolError) and the connection carries
+ * on; a listener that throws is reported (`error` with a CallbackError, and
+ * `stats.listenerErrors`) while the other listeners and the rest of the batch still run.
  */
+import { CallbackError, InvalidConfigError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_BODY_BYTES, decodeFrame, type DecodedFrame, type Inflate } from '../protocol/decode.js';
-import { InvalidConfigError, ProtocolError } from '../errors.js';
+import { checkChannels, controlMessages, urlChannels } from './control.js';
 import { Emitter } from './emitter.js';
 
 /** One delivered message. `seq` is its per-channel sequence number (`null` for legacy text frames). */
@@ -82,12 +88,14 @@ export interface ClientStats {
   gaps: number;
   missed: number;
   reconnects: number;
+  /** Listeners that threw or rejected (each also reported as an `error` event when one is listened to). */
+  listenerErrors: number;
 }
 
 /** A batchcast connection; create with {@link connect}. */
 export class BatchcastClient extends Emitter<ClientEvents> {
   readonly url: string;
-  readonly stats: ClientStats = { messages: 0, frames: 0, wireBytes: 0, rawBytes: 0, gaps: 0, missed: 0, reconnects: 0 };
+  readonly stats: ClientStats = { messages: 0, frames: 0, wireBytes: 0, rawBytes: 0, gaps: 0, missed: 0, reconnects: 0, listenerErrors: 0 };
   readonly #channels: Set<string>;
   readonly #reconnect: Required<ReconnectOptions> | null;
   readonly #expected = new Map<string, number>();
@@ -101,10 +109,14 @@ export class BatchcastClient extends Emitter<ClientEvents> {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
 
-  /** Throws {@link InvalidConfigError} at once for a URL that is not ws://, wss://, http:// or https://. */
+  /**
+   * Throws {@link InvalidConfigError} at once for a URL that is not ws://, wss://, http://
+   * or https://, and `InvalidChannelError` for a channel name that is not valid.
+   */
   constructor(url: string, options: ClientOptions = {}) {
     super();
     checkUrl(url);
+    checkChannels(options.channels ?? []);
     this.url = url;
     this.#channels = new Set(options.channels ?? []);
     const reconnect = options.reconnect ?? true;
@@ -127,19 +139,24 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     return this.#socket?.readyState === OPEN;
   }
 
-  /** Subscribes to more channels (now if connected, and on every reconnect). */
+  /**
+   * Subscribes to more channels (now if connected, and on every reconnect). Throws
+   * `InvalidChannelError` for an invalid name (a `,` included) before sending anything.
+   */
   subscribe(...channels: string[]): void {
+    checkChannels(channels);
     for (const channel of channels) this.#channels.add(channel);
-    this.#send({ op: 'subscribe', channels });
+    this.#send('subscribe', channels);
   }
 
-  /** Unsubscribes from channels. */
+  /** Unsubscribes from channels. Throws `InvalidChannelError` like {@link subscribe}. */
   unsubscribe(...channels: string[]): void {
+    checkChannels(channels);
     for (const channel of channels) {
       this.#channels.delete(channel);
       this.#expected.delete(channel);
     }
-    this.#send({ op: 'unsubscribe', channels });
+    this.#send('unsubscribe', channels);
   }
 
   /** Closes the connection for good (no reconnect). */
@@ -149,8 +166,17 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     this.#socket?.close(code, reason);
   }
 
-  #send(control: { op: string; channels: string[] }): void {
-    if (this.#socket?.readyState === OPEN && control.channels.length > 0) this.#socket.send(JSON.stringify(control));
+  /** Sends `op` for `channels` if connected, in as many control messages as the limits need. */
+  #send(op: 'subscribe' | 'unsubscribe', channels: readonly string[]): void {
+    const socket = this.#socket;
+    if (socket?.readyState !== OPEN) return;
+    for (const message of controlMessages(op, channels)) socket.send(message);
+  }
+
+  protected override onListenerError(event: keyof ClientEvents, error: unknown): void {
+    this.stats.listenerErrors++;
+    // An 'error' listener that throws is only counted: reporting it to itself would loop.
+    if (event !== 'error') this.emit('error', new CallbackError(`${String(event)} listener`, error));
   }
 
   async #open(): Promise<void> {
@@ -169,7 +195,7 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     if (this.#closed) return;
     let socket: MinimalWebSocket;
     try {
-      this.#urlChannels = new Set(this.#channels);
+      this.#urlChannels = new Set(urlChannels([...this.#channels]));
       socket = new this.#WebSocket(this.#urlWithChannels());
     } catch (error) {
       // e.g. a browser refusing the URL: report it, and try again later like any failed connect.
@@ -200,8 +226,8 @@ export class BatchcastClient extends Emitter<ClientEvents> {
   #syncSubscriptions(): void {
     const added = [...this.#channels].filter((channel) => !this.#urlChannels.has(channel));
     const removed = [...this.#urlChannels].filter((channel) => !this.#channels.has(channel));
-    this.#send({ op: 'subscribe', channels: added });
-    this.#send({ op: 'unsubscribe', channels: removed });
+    this.#send('subscribe', added);
+    this.#send('unsubscribe', removed);
   }
 
   #schedule(): void {
@@ -217,20 +243,21 @@ export class BatchcastClient extends Emitter<ClientEvents> {
   }
 
   #urlWithChannels(): string {
-    if (this.#channels.size === 0) return this.url;
+    if (this.#urlChannels.size === 0) return this.url;
     const url = new URL(this.url);
-    url.searchParams.set('channels', [...this.#channels].join(','));
+    url.searchParams.set('channels', [...this.#urlChannels].join(','));
     return url.toString();
   }
 
   #onMessage(data: unknown): void {
-    if (typeof data === 'string') return this.#onLegacyText(data);
-    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array);
     let frame: DecodedFrame;
     try {
-      frame = decodeFrame(bytes, this.#inflate, this.#maxBodyBytes);
+      if (typeof data === 'string') return this.#onLegacyText(data);
+      if (!(data instanceof ArrayBuffer) && !(data instanceof Uint8Array)) throw new ProtocolError(`unexpected message type ${Object.prototype.toString.call(data)}`);
+      frame = decodeFrame(data instanceof ArrayBuffer ? new Uint8Array(data) : data, this.#inflate, this.#maxBodyBytes);
     } catch (error) {
-      this.emit('error', error as Error);
+      // decodeFrame throws ProtocolError only; anything else here would be our bug, reported the same way.
+      this.emit('error', error instanceof ProtocolError ? error : new ProtocolError(`frame could not be read: ${(error as Error)?.message ?? String(error)}`));
       return;
     }
     if (frame.kind === 'notice') {
@@ -267,7 +294,8 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     let channel = '';
     let messages: unknown[];
     if (value !== null && typeof value === 'object' && !Array.isArray(value) && Array.isArray((value as { messages?: unknown }).messages)) {
-      channel = String((value as { channel?: unknown }).channel ?? '');
+      const named = (value as { channel?: unknown }).channel;
+      channel = typeof named === 'string' ? named : '';
       messages = (value as { messages: unknown[] }).messages;
     } else {
       messages = Array.isArray(value) ? value : [value];

@@ -48,22 +48,23 @@ export const pakoInflate: Inflate = (body, maxBytes) => {
 };
 
 /**
- * Decodes a binary frame. Throws {@link ProtocolError} naming what is wrong when the
- * bytes are not a valid batchcast v1 frame.
+ * Decodes a binary frame. Throws {@link ProtocolError} naming what is wrong, and
+ * nothing else, for any bytes that are not a valid batchcast v1 frame: a hostile
+ * or broken server cannot make it throw anything a client does not expect.
  */
 export function decodeFrame(frame: Uint8Array, inflate: Inflate = pakoInflate, maxBodyBytes = DEFAULT_MAX_BODY_BYTES): DecodedFrame {
+  if (!(frame instanceof Uint8Array)) throw new ProtocolError(`a frame must be a Uint8Array, got ${Object.prototype.toString.call(frame)}`);
   const header = readEnvelopeHeader(frame);
   if (typeof header === 'string') throw new ProtocolError(header);
   let body = frame.subarray(header.bodyOffset);
-  if (header.kind !== KIND_BATCH) {
-    return { kind: 'notice', channel: header.channel, notice: JSON.parse(utf8.decode(body)) as Record<string, unknown> };
-  }
+  if (header.kind !== KIND_BATCH) return { kind: 'notice', channel: header.channel, notice: parseNotice(body) };
   if (header.compressed) {
     try {
       body = inflate(body, maxBodyBytes);
     } catch (error) {
-      throw new ProtocolError(`channel "${header.channel}": compressed body does not inflate (${(error as Error).message})`);
+      throw new ProtocolError(`channel "${header.channel}": compressed body does not inflate (${describeError(error)})`);
     }
+    if (!(body instanceof Uint8Array)) throw new ProtocolError(`channel "${header.channel}": the inflater returned no bytes`);
     // A custom inflater may not honour the bound.
     if (body.byteLength > maxBodyBytes) throw new ProtocolError(`channel "${header.channel}": inflated body of ${body.byteLength} bytes passes ${maxBodyBytes}`);
   }
@@ -71,7 +72,7 @@ export function decodeFrame(frame: Uint8Array, inflate: Inflate = pakoInflate, m
   try {
     messages = header.codec === 'json' ? JSON.parse(utf8.decode(body)) : unpackr.unpack(body);
   } catch (error) {
-    throw new ProtocolError(`channel "${header.channel}": ${header.codec} body does not parse (${(error as Error).message})`);
+    throw new ProtocolError(`channel "${header.channel}": ${header.codec} body does not parse (${describeError(error)})`);
   }
   if (!Array.isArray(messages) || messages.length !== header.count) {
     throw new ProtocolError(`channel "${header.channel}": header says ${header.count} messages, body holds ${Array.isArray(messages) ? messages.length : 'no array'}`);
@@ -86,4 +87,23 @@ export function decodeFrame(frame: Uint8Array, inflate: Inflate = pakoInflate, m
     wireBytes: frame.byteLength,
     rawBytes: body.byteLength,
   };
+}
+
+/** A notice body: a JSON object with a string `op`. */
+function parseNotice(body: Uint8Array): Record<string, unknown> {
+  let notice: unknown;
+  try {
+    notice = JSON.parse(utf8.decode(body));
+  } catch (error) {
+    throw new ProtocolError(`notice body is not JSON (${describeError(error)})`);
+  }
+  if (notice === null || typeof notice !== 'object' || Array.isArray(notice) || typeof (notice as { op?: unknown }).op !== 'string') {
+    throw new ProtocolError('notice body is not a JSON object with a string "op"');
+  }
+  return notice as Record<string, unknown>;
+}
+
+/** The message of whatever a parser or inflater threw (it may not be an Error). */
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -14,6 +14,7 @@
  *   18     n     channel name, ASCII
  *   18+n   ...   body: JSON array or msgpack array of the messages
  */
+import { MAX_CHANNEL_LENGTH, isValidChannel } from './channel.js';
 
 export const MAGIC = 0xbc;
 export const PROTOCOL_VERSION = 1;
@@ -24,6 +25,8 @@ export const KIND_BATCH = 1;
 export const KIND_NOTICE = 2;
 
 export const FLAG_COMPRESSED = 0x01;
+/** Flag bits 1-3: reserved, always 0 in version 1. */
+export const FLAGS_RESERVED = 0x0e;
 
 export const CODEC_IDS = { json: 0, msgpack: 1 } as const;
 export type Codec = keyof typeof CODEC_IDS;
@@ -91,15 +94,24 @@ export function readEnvelopeHeader(bytes: Uint8Array): EnvelopeHeader | string {
   const kind = bytes[2]!;
   if (kind !== KIND_BATCH && kind !== KIND_NOTICE) return `unknown frame kind ${kind}`;
   const flags = bytes[3]!;
+  if ((flags & FLAGS_RESERVED) !== 0) return `reserved flag bits set (flags 0x${flags.toString(16)})`;
   const codec = CODEC_NAMES[flags >> 4];
   if (codec === undefined) return `unknown codec id ${flags >> 4}`;
+  const compressed = (flags & FLAG_COMPRESSED) !== 0;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = view.getUint32(4);
   const firstSeq = view.getUint32(SEQ_OFFSET) * TWO_32 + view.getUint32(SEQ_OFFSET + 4);
+  if (kind === KIND_NOTICE && (count !== 0 || compressed)) return 'notice with a message count or the compressed flag';
+  // Past 2^53 sequence numbers lose precision in JavaScript: no server gets there, a hostile one could.
+  if (firstSeq + count > Number.MAX_SAFE_INTEGER) return `sequence numbers ${firstSeq}+${count} pass 2^53`;
   const channelLength = view.getUint16(16);
+  if (channelLength > MAX_CHANNEL_LENGTH) return `channel length ${channelLength} is over ${MAX_CHANNEL_LENGTH}`;
   const bodyOffset = HEADER_BYTES + channelLength;
   if (bodyOffset > bytes.byteLength) return `channel length ${channelLength} runs past the end of the frame`;
   let channel = '';
   for (let i = HEADER_BYTES; i < bodyOffset; i++) channel += String.fromCharCode(bytes[i]!);
-  return { kind, codec, compressed: (flags & FLAG_COMPRESSED) !== 0, count, firstSeq, channel, bodyOffset };
+  if (kind === KIND_BATCH ? !isValidChannel(channel) : channel !== '' && !isValidChannel(channel)) {
+    return `channel name ${JSON.stringify(channel.slice(0, 40))} is not a valid channel`;
+  }
+  return { kind, codec, compressed, count, firstSeq, channel, bodyOffset };
 }

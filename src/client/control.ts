@@ -1,0 +1,46 @@
+/**
+ * How the client asks for channels: a prefix of them in the connect URL, the rest
+ * in control messages, each list cut to the limits servers hold to (count per
+ * message, bytes per message, URL length). Browser-safe.
+ */
+import { InvalidChannelError } from '../errors.js';
+import { isValidChannel, MAX_CHANNELS_PER_CONTROL, MAX_CONTROL_BYTES, MAX_URL_CHANNELS_LENGTH } from '../protocol/channel.js';
+
+/** Throws {@link InvalidChannelError} for the first name that is not a valid channel (a `,` included), before anything is sent. */
+export function checkChannels(channels: readonly unknown[]): asserts channels is readonly string[] {
+  for (const channel of channels) if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
+}
+
+/** The control messages (JSON text) that ask for `op` on `channels`, each within the per-message limits. */
+export function controlMessages(op: 'subscribe' | 'unsubscribe', channels: readonly string[]): string[] {
+  const messages: string[] = [];
+  const overhead = JSON.stringify({ op, channels: [] }).length;
+  let chunk: string[] = [];
+  let bytes = overhead;
+  for (const channel of channels) {
+    // Channel names are ASCII: length is bytes. Each adds its quotes and a comma.
+    const cost = channel.length + 3;
+    if (chunk.length === MAX_CHANNELS_PER_CONTROL || (chunk.length > 0 && bytes + cost > MAX_CONTROL_BYTES)) {
+      messages.push(JSON.stringify({ op, channels: chunk }));
+      chunk = [];
+      bytes = overhead;
+    }
+    chunk.push(channel);
+    bytes += cost;
+  }
+  if (chunk.length > 0) messages.push(JSON.stringify({ op, channels: chunk }));
+  return messages;
+}
+
+/** The longest prefix of `channels` whose `channels=` URL parameter stays within {@link MAX_URL_CHANNELS_LENGTH}. */
+export function urlChannels(channels: readonly string[]): string[] {
+  const prefix: string[] = [];
+  let length = 0;
+  for (const channel of channels) {
+    // URLSearchParams writes ',' as %2C and ':', '@', '/' percent-encoded too.
+    length += encodeURIComponent(channel).length + (prefix.length === 0 ? 0 : 3);
+    if (length > MAX_URL_CHANNELS_LENGTH) break;
+    prefix.push(channel);
+  }
+  return prefix;
+}
