@@ -22,6 +22,7 @@ import type { EncodeResult, EncodeSettings, EncodeTask } from './encode/task.js'
 import {
   CallbackError,
   ClosedError,
+  ERROR_CODES,
   EncodeError,
   InvalidChannelError,
   InvalidConfigError,
@@ -368,7 +369,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     if (result.rejected === null) return;
     this.#counters.messagesRejected += result.rejected.length;
     for (const rejected of result.rejected) {
-      const error = rejected.code === 'BATCHCAST_MESSAGE_TOO_LARGE'
+      const error = rejected.code === ERROR_CODES.MESSAGE_TOO_LARGE
         ? new MessageTooLargeError(state.name, rejected.bytes ?? 0, this.config.maxMessageBytes, rejected.index)
         : new InvalidMessageError(state.name, rejected.reason, rejected.index);
       this.#defer('messageError', error);

@@ -12,7 +12,7 @@ import {
   type ServerConfig,
 } from '../config.js';
 import { BatchcastError, InvalidConfigError } from '../errors.js';
-import { serve } from './serve.js';
+import { closeOnSignals, serve } from './serve.js';
 import { tail } from './tail.js';
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -64,7 +64,7 @@ async function runServe(args: string[]): Promise<void> {
     const raw = flags[kebab(key)];
     if (typeof raw === 'string') (server as Record<string, unknown>)[key] = parseServerSetting(key, raw, `--${kebab(key)}`);
   }
-  await serve({ ...resolveServerConfig(server, process.env), demo: values.demo === true, settings });
+  closeOnSignals(await serve({ ...resolveServerConfig(server, process.env), demo: values.demo === true, settings }));
 }
 
 async function runTail(args: string[]): Promise<void> {

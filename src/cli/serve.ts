@@ -1,19 +1,38 @@
 /** `batchcast serve`: the standalone server (WebSocket endpoint, HTTP publish, health and stats). */
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createBroadcaster } from '../broadcaster.js';
+import { createBroadcaster, type Broadcaster } from '../broadcaster.js';
 import type { ConfigOptions, ServerConfig } from '../config.js';
 import { createHttpApi } from '../server/http-api.js';
 import { startDemoFeed } from './demo.js';
+
+/** Where `serve` writes: progress lines and problems (console by default). */
+export interface ServeLog {
+  info: (line: string) => void;
+  error: (line: string) => void;
+}
 
 export interface ServeOptions extends ServerConfig {
   demo: boolean;
   /** Broadcaster settings given as flags (the environment is read by createBroadcaster). */
   settings: ConfigOptions;
+  log?: ServeLog;
 }
 
-/** Starts the server; resolves once it listens. SIGINT/SIGTERM close it gracefully. */
-export async function serve(options: ServeOptions): Promise<void> {
+/** A running server. */
+export interface Served {
+  server: Server;
+  broadcaster: Broadcaster;
+  port: number;
+  /** Stops the demo feed, closes the broadcaster gracefully, then the HTTP server. */
+  close: () => Promise<void>;
+}
+
+const CONSOLE_LOG: ServeLog = { info: (line) => console.log(line), error: (line) => console.error(line) };
+
+/** Starts the server; resolves once it listens. */
+export async function serve(options: ServeOptions): Promise<Served> {
+  const log = options.log ?? CONSOLE_LOG;
   const server = createServer();
   const broadcaster = createBroadcaster({ ...options.settings, server, path: options.path, allowedOrigins: options.allowedOrigins });
   const api = createHttpApi(broadcaster, {
@@ -21,40 +40,56 @@ export async function serve(options: ServeOptions): Promise<void> {
     maxBodyBytes: broadcaster.config.maxMessageBytes,
   });
   server.on('request', api);
-  broadcaster.on('encodeError', (error) => console.error(`[batchcast] ${error.message}`));
-  broadcaster.on('messageError', (error) => console.error(`[batchcast] ${error.code}: ${error.message}`));
-  broadcaster.on('fault', (fault) => console.error(`[batchcast] worker ${fault.kind} on channel "${fault.channel}" (attempt ${fault.attempt}); ${fault.recovery === 'retry' ? 'retrying' : 'encoding inline'}: ${fault.error.message}`));
+  broadcaster.on('encodeError', (error) => log.error(`[batchcast] ${error.message}`));
+  broadcaster.on('messageError', (error) => log.error(`[batchcast] ${error.code}: ${error.message}`));
+  broadcaster.on('callbackError', (error) => log.error(`[batchcast] ${error.code}: ${error.message}`));
+  broadcaster.on('fault', (fault) => log.error(`[batchcast] worker ${fault.kind} on channel "${fault.channel}" (attempt ${fault.attempt}); ${fault.recovery === 'retry' ? 'retrying' : 'encoding inline'}: ${fault.error.message}`));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  // After start, errors (e.g. accept failing with EMFILE) are reported and the server keeps serving.
+  server.on('error', (error: NodeJS.ErrnoException) => log.error(`[batchcast] server error${error.code === undefined ? '' : ` ${error.code}`}: ${error.message}`));
   const { port } = server.address() as AddressInfo;
   const shown = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
   const { config } = broadcaster;
-  console.log(`batchcast listening on ws://${shown}:${port}${options.path} (preset ${config.preset}, codec ${config.codec}, ${config.poolSize} encoder thread${config.poolSize === 1 ? '' : 's'}, batches of ${config.batchSize} / ${config.batchDelayMs} ms)`);
-  console.log(`  POST http://${shown}:${port}/publish/:channel   GET /stats   GET /healthz${options.publishToken === undefined ? '   (publish: loopback only; set BATCHCAST_PUBLISH_TOKEN to open it)' : ''}`);
+  log.info(`batchcast listening on ws://${shown}:${port}${options.path} (preset ${config.preset}, codec ${config.codec}, ${config.poolSize} encoder thread${config.poolSize === 1 ? '' : 's'}, batches of ${config.batchSize} / ${config.batchDelayMs} ms)`);
+  log.info(`  POST http://${shown}:${port}/publish/:channel   GET /stats   GET /healthz${options.publishToken === undefined ? '   (publish: loopback only; set BATCHCAST_PUBLISH_TOKEN to open it)' : ''}`);
 
   const stopDemo = options.demo ? startDemoFeed(broadcaster, options.demoRate) : null;
   if (stopDemo !== null) {
-    console.log(`  demo feed: ~${options.demoRate} msgs/s on channels trades, ticker.BTC-USD, ticker.ETH-USD, ticker.SOL-USD, ticker.DOGE-USD`);
-    console.log(`  try: npx batchcast tail ws://127.0.0.1:${port}${options.path} trades`);
+    log.info(`  demo feed: ~${options.demoRate} msgs/s on channels trades, ticker.BTC-USD, ticker.ETH-USD, ticker.SOL-USD, ticker.DOGE-USD`);
+    log.info(`  try: npx batchcast tail ws://127.0.0.1:${port}${options.path} trades`);
   }
 
+  const close = async (): Promise<void> => {
+    stopDemo?.();
+    await broadcaster.close();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  };
+  return { server, broadcaster, port, close };
+}
+
+/** SIGINT/SIGTERM close the server gracefully; a second signal exits at once. */
+export function closeOnSignals(served: Served, log: ServeLog = CONSOLE_LOG): void {
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) {
-      console.error(`[batchcast] second ${signal}: exiting now`);
+      log.error(`[batchcast] second ${signal}: exiting now`);
       process.exit(1);
     }
     stopping = true;
-    console.log(`[batchcast] ${signal}: flushing batches and closing clients`);
-    stopDemo?.();
-    void broadcaster.close().then(() => {
-      server.close();
-      server.closeAllConnections();
-      const stats = broadcaster.stats();
-      console.log(`[batchcast] closed after ${stats.messagesPublished} messages in ${stats.batches} batches`);
+    log.info(`[batchcast] ${signal}: flushing batches and closing clients`);
+    void served.close().then(() => {
+      const stats = served.broadcaster.stats();
+      log.info(`[batchcast] closed after ${stats.messagesPublished} messages in ${stats.batches} batches`);
       process.exitCode = 0;
     });
   };

@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { deflateRawSync } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
+import { ERROR_CODES } from '../errors.js';
 import { KIND_BATCH, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
 import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
 import { receiveHandoff } from './handoff.js';
@@ -83,7 +84,7 @@ function jsonBody(task: EncodeTask, rejected: RejectedMessage[]): Buffer {
     if (part === undefined) continue;
     const bytes = part.length * 3 <= task.maxMessageBytes ? part.length : Buffer.byteLength(part);
     if (bytes > task.maxMessageBytes) {
-      rejected.push({ index: i, code: 'BATCHCAST_MESSAGE_TOO_LARGE', reason: `${bytes} bytes, over maxMessageBytes (${task.maxMessageBytes})`, bytes });
+      rejected.push({ index: i, code: ERROR_CODES.MESSAGE_TOO_LARGE, reason: `${bytes} bytes, over maxMessageBytes (${task.maxMessageBytes})`, bytes });
       continue;
     }
     parts.push(part);
@@ -95,23 +96,23 @@ function stringifyOne(value: unknown, index: number, rejected: RejectedMessage[]
   try {
     const text = JSON.stringify(value);
     if (text !== undefined) return text;
-    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: `${typeof value} has no JSON representation` });
+    rejected.push({ index, code: ERROR_CODES.INVALID_MESSAGE, reason: `${typeof value} has no JSON representation` });
   } catch (error) {
-    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: (error as Error).message });
+    rejected.push({ index, code: ERROR_CODES.INVALID_MESSAGE, reason: (error as Error).message });
   }
   return undefined;
 }
 
 function checkSerializedJson(task: EncodeTask, value: unknown, index: number, rejected: RejectedMessage[]): string | undefined {
   if (typeof value !== 'string') {
-    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: 'pre-serialized message for the JSON codec must be a string' });
+    rejected.push({ index, code: ERROR_CODES.INVALID_MESSAGE, reason: 'pre-serialized message for the JSON codec must be a string' });
     return undefined;
   }
   if (task.validateSerialized) {
     try {
       JSON.parse(value);
     } catch (error) {
-      rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: `pre-serialized message is not valid JSON (${(error as Error).message})` });
+      rejected.push({ index, code: ERROR_CODES.INVALID_MESSAGE, reason: `pre-serialized message is not valid JSON (${(error as Error).message})` });
       return undefined;
     }
   }
@@ -143,7 +144,7 @@ function msgpackBody(task: EncodeTask, rejected: RejectedMessage[], spliced?: Ui
     const part = serialized ? checkSerializedMsgpack(task, items[i], i, rejected) : packOne(items[i], i, rejected);
     if (part === undefined) continue;
     if (part.byteLength > task.maxMessageBytes) {
-      rejected.push({ index: i, code: 'BATCHCAST_MESSAGE_TOO_LARGE', reason: `${part.byteLength} bytes, over maxMessageBytes (${task.maxMessageBytes})`, bytes: part.byteLength });
+      rejected.push({ index: i, code: ERROR_CODES.MESSAGE_TOO_LARGE, reason: `${part.byteLength} bytes, over maxMessageBytes (${task.maxMessageBytes})`, bytes: part.byteLength });
       continue;
     }
     parts.push(part);
@@ -163,21 +164,21 @@ function msgpackBody(task: EncodeTask, rejected: RejectedMessage[], spliced?: Ui
 
 function packOne(value: unknown, index: number, rejected: RejectedMessage[]): Uint8Array | undefined {
   if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
-    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: `${typeof value} has no msgpack representation` });
+    rejected.push({ index, code: ERROR_CODES.INVALID_MESSAGE, reason: `${typeof value} has no msgpack representation` });
     return undefined;
   }
   try {
     // pack() returns a view of msgpackr's reusable buffer: copy before the next call overwrites it.
     return Uint8Array.prototype.slice.call(packr.pack(value));
   } catch (error) {
-    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: (error as Error).message });
+    rejected.push({ index, code: ERROR_CODES.INVALID_MESSAGE, reason: (error as Error).message });
     return undefined;
   }
 }
 
 function checkSerializedMsgpack(task: EncodeTask, value: unknown, index: number, rejected: RejectedMessage[]): Uint8Array | undefined {
   if (!(value instanceof Uint8Array)) {
-    rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: 'pre-serialized message for the msgpack codec must be a Uint8Array' });
+    rejected.push({ index, code: ERROR_CODES.INVALID_MESSAGE, reason: 'pre-serialized message for the msgpack codec must be a Uint8Array' });
     return undefined;
   }
   if (task.validateSerialized) {
@@ -185,7 +186,7 @@ function checkSerializedMsgpack(task: EncodeTask, value: unknown, index: number,
       // Exactly one msgpack value, with nothing left over.
       if (unpackr.unpackMultiple(value).length !== 1) throw new Error('holds more than one msgpack value');
     } catch (error) {
-      rejected.push({ index, code: 'BATCHCAST_INVALID_MESSAGE', reason: `pre-serialized message is not one msgpack value (${(error as Error).message})` });
+      rejected.push({ index, code: ERROR_CODES.INVALID_MESSAGE, reason: `pre-serialized message is not one msgpack value (${(error as Error).message})` });
       return undefined;
     }
   }

@@ -1,4 +1,5 @@
 /** The messages passed between the main thread and the encoder workers. */
+import type { ERROR_CODES } from '../errors.js';
 import type { Codec } from '../protocol/envelope.js';
 import type { PackedItems } from './handoff.js';
 
@@ -25,7 +26,7 @@ export interface EncodeTask extends EncodeSettings {
 /** A message the encoder left out of its batch, and why. */
 export interface RejectedMessage {
   index: number;
-  code: 'BATCHCAST_INVALID_MESSAGE' | 'BATCHCAST_MESSAGE_TOO_LARGE';
+  code: typeof ERROR_CODES.INVALID_MESSAGE | typeof ERROR_CODES.MESSAGE_TOO_LARGE;
   reason: string;
   bytes?: number;
 }

@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Broadcaster } from '../broadcaster.js';
-import { BatchcastError, InvalidChannelError } from '../errors.js';
+import { BatchcastError, ERROR_CODES, InvalidChannelError } from '../errors.js';
 import { isValidChannel } from '../protocol/channel.js';
 
 export interface HttpApiOptions {
@@ -31,9 +31,9 @@ export function createHttpApi(broadcaster: Broadcaster, options: HttpApiOptions)
     if (path.startsWith('/publish/')) {
       if (request.method !== 'POST') return json(response, 405, { error: 'use POST /publish/:channel' }, { allow: 'POST' });
       const refusal = checkPublishAccess(request, tokenDigest);
-      if (refusal !== null) return json(response, refusal.status, { error: refusal.message, code: 'BATCHCAST_UNAUTHORIZED' });
+      if (refusal !== null) return json(response, refusal.status, { error: refusal.message, code: ERROR_CODES.UNAUTHORIZED });
       const channel = decodeChannel(path.slice('/publish/'.length));
-      if (channel === null) return json(response, 400, { error: new InvalidChannelError(path.slice('/publish/'.length)).message, code: 'BATCHCAST_INVALID_CHANNEL' });
+      if (channel === null) return json(response, 400, { error: new InvalidChannelError(path.slice('/publish/'.length)).message, code: ERROR_CODES.INVALID_CHANNEL });
       publishFromRequest(broadcaster, channel, request, response, options.maxBodyBytes).catch((error: unknown) => {
         // The producer went away mid-upload ('aborted'), or a bug: never let one request take the server down.
         if (!response.headersSent && !request.destroyed) json(response, 500, { error: `publish failed: ${(error as Error).message}` });
@@ -83,22 +83,18 @@ async function publishFromRequest(
   response: ServerResponse,
   maxBodyBytes: number,
 ): Promise<void> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.byteLength;
-    if (size > maxBodyBytes) {
-      json(response, 413, { error: `request body over ${maxBodyBytes} bytes`, code: 'BATCHCAST_MESSAGE_TOO_LARGE' }, { connection: 'close' });
-      request.destroy();
-      return;
-    }
-    chunks.push(chunk);
+  const raw = await readBody(request, maxBodyBytes);
+  if (raw === null) {
+    // Answer at once; the rest of the upload is read and dropped (see readBody), so a client that writes its
+    // whole body before reading still gets this 413 instead of a connection reset.
+    json(response, 413, { error: `request body over ${maxBodyBytes} bytes`, code: ERROR_CODES.MESSAGE_TOO_LARGE });
+    return;
   }
   let body: unknown;
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(raw.toString('utf8'));
   } catch (error) {
-    return json(response, 400, { error: `body is not valid JSON: ${(error as Error).message}`, code: 'BATCHCAST_INVALID_MESSAGE' });
+    return json(response, 400, { error: `body is not valid JSON: ${(error as Error).message}`, code: ERROR_CODES.INVALID_MESSAGE });
   }
   const messages = Array.isArray(body) ? body : [body];
   let accepted = 0;
@@ -110,9 +106,56 @@ async function publishFromRequest(
   } catch (error) {
     if (!(error instanceof BatchcastError)) throw error;
     // Messages before the bad one are already published: say how many.
-    return json(response, error.code === 'BATCHCAST_CLOSED' ? 503 : 400, { error: error.message, code: error.code, accepted });
+    return json(response, error.code === ERROR_CODES.CLOSED ? 503 : 400, { error: error.message, code: error.code, accepted });
   }
   json(response, 202, { accepted: messages.length });
+}
+
+/** After a 413, how much more of an upload is read and dropped, and for how long, before the connection is cut. */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+const DRAIN_MAX_MS = 10_000;
+
+/**
+ * The request body, or null once it passes `maxBytes`. From then on the rest is read
+ * and dropped (not buffered), up to {@link DRAIN_MAX_BYTES} or {@link DRAIN_MAX_MS}:
+ * closing a socket with unread data resets the connection, and the reset can destroy
+ * the 413 before the client reads it (clients such as Python's http.client write the
+ * whole body first). Rejects if the client goes away before the end.
+ */
+function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.byteLength;
+      if (size <= maxBytes) {
+        chunks.push(chunk);
+        return;
+      }
+      request.off('data', onData).off('end', onEnd).off('close', onClose);
+      chunks.length = 0;
+      drain(request);
+      resolve(null);
+    };
+    const onEnd = (): void => {
+      request.off('close', onClose);
+      resolve(Buffer.concat(chunks));
+    };
+    const onClose = (): void => reject(new Error('the client closed the connection before the end of the body'));
+    request.on('data', onData).once('end', onEnd).once('close', onClose);
+  });
+}
+
+/** Reads and drops the rest of a refused upload, within bounds; past them the connection is destroyed. */
+function drain(request: IncomingMessage): void {
+  let dropped = 0;
+  const timer = setTimeout(() => request.destroy(), DRAIN_MAX_MS);
+  timer.unref();
+  request.on('data', (chunk: Buffer) => {
+    dropped += chunk.byteLength;
+    if (dropped > DRAIN_MAX_BYTES) request.destroy();
+  });
+  request.once('close', () => clearTimeout(timer));
 }
 
 function digest(text: string): Buffer {
