@@ -12,33 +12,18 @@ import { connect, type Socket } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { fuzzSeed, prng, type Rng } from '../helpers/prng.js';
 import { Resources, sleep } from './support.js';
 
 const resources = new Resources();
 afterEach(() => resources.cleanup());
 
-const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+const SEED = fuzzSeed();
 const TARGET_FRAMES = 20_000;
 const MAX_PAYLOAD = 4096;
 /** Close codes a fuzzed client may legitimately get; 1011 (server error) is not among them. */
 const EXPECTED_CLOSES = new Set([1002, 1003, 1005, 1006, 1007, 1009, 1000]);
 
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
-  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
-  return { next, int, pick, bytes, chance: (p: number) => next() < p };
-}
-type Rng = ReturnType<typeof prng>;
 
 const CHANNELS = ['feed', 'a', 'b', 'c', 'x'.repeat(129), '', 'bad name', 'ünï', 'a,b', '../etc', 42, null, {}, []] as const;
 
