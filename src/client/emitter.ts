@@ -73,9 +73,48 @@ export class Emitter<Events extends Record<string, unknown[]>> {
     return this;
   }
 
-  /** Listeners of `event`. */
+  /** Adds a listener before the others. */
+  prependListener<K extends keyof Events>(event: K, listener: (...args: Events[K]) => void): this {
+    this.#listeners.set(event, [listener as Listener, ...(this.#listeners.get(event) ?? [])]);
+    return this;
+  }
+
+  /** Adds a once listener before the others. */
+  prependOnceListener<K extends keyof Events>(event: K, listener: (...args: Events[K]) => void): this {
+    this.once(event, listener);
+    const list = this.#listeners.get(event)!;
+    this.#listeners.set(event, [list.at(-1)!, ...list.slice(0, -1)]);
+    return this;
+  }
+
+  /** Number of listeners of `event`. */
   listenerCount(event: keyof Events): number {
     return this.#listeners.get(event)?.length ?? 0;
+  }
+
+  /** The listeners of `event` (a `once` listener as the function given). */
+  listeners<K extends keyof Events>(event: K): ((...args: Events[K]) => void)[] {
+    return (this.#listeners.get(event) ?? []).map((listener) => (listener.listener ?? listener) as never);
+  }
+
+  /** The listeners of `event` as stored (a `once` listener as its wrapper). */
+  rawListeners<K extends keyof Events>(event: K): ((...args: Events[K]) => void)[] {
+    return [...(this.#listeners.get(event) ?? [])] as never[];
+  }
+
+  /** Events with listeners. */
+  eventNames(): (keyof Events)[] {
+    return [...this.#listeners.keys()];
+  }
+
+  /** Accepted for compatibility with Node's EventEmitter; there is no listener limit to warn about. */
+  setMaxListeners(_n: number): this {
+    return this;
+  }
+
+  /** Always 0: no limit. */
+  getMaxListeners(): number {
+    return 0;
   }
 
   /** Whether anyone listens to `event` (lets hot paths skip building arguments). */
@@ -84,7 +123,7 @@ export class Emitter<Events extends Record<string, unknown[]>> {
   }
 
   /** Calls each listener present now, guarded. Returns whether there were any. */
-  protected emit<K extends keyof Events>(event: K, ...args: Events[K]): boolean {
+  emit<K extends keyof Events>(event: K, ...args: Events[K]): boolean {
     const list = this.#listeners.get(event);
     if (list === undefined) return false;
     for (const listener of list) invokeGuarded(listener, this, args, (error) => this.onListenerError(event, error));

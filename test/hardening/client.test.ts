@@ -2,7 +2,7 @@
  * batchcast/client against throwing listeners and Node's event helpers, and the
  * limits on how it asks for channels (URL length, control-message size, bad names).
  */
-import { on, once } from 'node:events';
+import { on, once, type EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -84,9 +84,11 @@ describe('the emitter behaves like Node\'s', () => {
   it('works with events.once and events.on, and removes what they added', async () => {
     const { url } = await scriptedServer([batchEnvelope('c', 0, [0, 1, 2, 3, 4, 5])]);
     const c = client(url, { channels: ['c'] });
-    const opened = once(c, 'open');
+    // Node's helpers are typed for its own EventEmitter class; at run time they need on/once/removeListener.
+    const emitter = c as unknown as EventEmitter;
+    const opened = once(emitter, 'open');
     // Registered before the socket opens: the frames may arrive in the same read as the handshake.
-    const iterator = on(c, 'message') as AsyncIterableIterator<[ClientMessage]>;
+    const iterator = on(emitter, 'message') as AsyncIterableIterator<[ClientMessage]>;
     await opened;
     expect(c.listenerCount('open')).toBe(0);
     expect(c.listenerCount('error')).toBe(1); // events.once removed its own; events.on's stays while iterating
@@ -148,7 +150,7 @@ describe('asking for channels', () => {
     const { url, received, requests } = await scriptedServer([]);
     expect(() => connect(url, { channels: ['ok', 'a,b'] })).toThrowError(expect.objectContaining({ code: 'BATCHCAST_INVALID_CHANNEL', name: 'InvalidChannelError' }));
     const c = client(url, { channels: ['ok'] });
-    await once(c, 'open');
+    await new Promise<void>((resolve) => c.once('open', () => resolve()));
     expect(() => c.subscribe('a,b')).toThrowError(expect.objectContaining({ code: 'BATCHCAST_INVALID_CHANNEL', name: 'InvalidChannelError' }));
     expect(() => c.subscribe('fine', 'bad name')).toThrowError(expect.objectContaining({ code: 'BATCHCAST_INVALID_CHANNEL' }));
     expect(() => c.unsubscribe('a,b')).toThrowError(expect.objectContaining({ code: 'BATCHCAST_INVALID_CHANNEL' }));

@@ -20,7 +20,7 @@ function randomValue(rng: Rng, depth = 0): unknown {
     case 1: return rng.pick([true, false, null, 1.5, -0, 1e300, 'x', '', '__proto__', 2 ** 60]);
     case 2: return rng.bytes(rng.int(12)).toString('latin1');
     case 3: return { toString: rng.int(3), valueOf: rng.pick([null, 1, {}]) };
-    case 4: return rng.pick([{ __proto__: { polluted: true } }, { constructor: { prototype: 1 } }, []]);
+    case 4: return rng.pick<unknown>([JSON.parse('{"__proto__":{"polluted":true}}'), { constructor: { prototype: 1 } }, []]);
     case 5: return Array.from({ length: rng.int(4) }, () => randomValue(rng, depth + 1));
     default: {
       const value: Record<string, unknown> = {};
