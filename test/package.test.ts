@@ -1,0 +1,37 @@
+/**
+ * The package as users load it, and the documentation of its codes: `require` works
+ * where Node can require an ES module, and README/protocol list exactly the error
+ * codes and close codes the code defines.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CLOSE_CODES, ERROR_CODES } from '../src/index.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+describe('package', () => {
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  const requireEsm = (major === 20 && minor >= 19) || (major === 22 && minor >= 12) || major >= 23;
+
+  it.runIf(requireEsm)(`require('batchcast') and require('batchcast/client') work on Node ${process.versions.node}`, () => {
+    const script = "const b = require('batchcast'); const c = require('batchcast/client');" +
+      "console.log(JSON.stringify([typeof b.createBroadcaster, typeof c.connect, b.ERROR_CODES.CLOSED]))";
+    const out = execFileSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(JSON.parse(out)).toEqual(['function', 'function', 'BATCHCAST_CLOSED']);
+  });
+
+  it('README lists every error code, and only those', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const table = readme.slice(readme.indexOf('| code | class | where it appears |'));
+    const listed = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| `(BATCHCAST_[A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(listed.sort()).toEqual(Object.values(ERROR_CODES).sort());
+  });
+
+  it('docs/protocol.md lists every close code, and only those', () => {
+    const protocol = readFileSync(new URL('../docs/protocol.md', import.meta.url), 'utf8');
+    const listed = [...protocol.matchAll(/^\| (\d{4}) \| `([A-Z_]+)` \|/gm)].map((m) => [m[2], Number(m[1])]);
+    expect(Object.fromEntries(listed)).toEqual(CLOSE_CODES);
+  });
+});
