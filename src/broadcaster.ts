@@ -10,14 +10,14 @@
  * called guarded, and a failure is reported as `callbackError`, never thrown back in.
  */
 import { EventEmitter } from 'node:events';
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-options.js';
 import { emitGuarded } from './callback.js';
 import { ChannelTable, type ChannelState } from './channels.js';
-import { checkServerOption, resolveConfig, type ConfigOptions, type ResolvedConfig } from './config.js';
-import { AbandonedError, EncoderPool, type WorkerFault } from './encode/pool.js';
+import { checkServerOption, resolveConfig, type ResolvedConfig } from './config.js';
+import { AbandonedError, EncoderPool } from './encode/pool.js';
 import type { EncodeResult, EncodeSettings, EncodeTask } from './encode/task.js';
 import {
   CallbackError,
@@ -27,7 +27,7 @@ import {
   InvalidChannelError,
   InvalidConfigError,
   InvalidMessageError,
-  ListenError,
+  type ListenError,
   MessageTooLargeError,
 } from './errors.js';
 import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
@@ -38,58 +38,12 @@ import { Batcher, type Batch } from './publish/batcher.js';
 import { ReleaseStep } from './release/release.js';
 import { Sequencer } from './release/sequencer.js';
 import type { Connection } from './server/connection.js';
-import { ControlHandler, type CanSubscribe } from './server/control-handler.js';
+import { ControlHandler } from './server/control-handler.js';
 import { Endpoint } from './server/endpoint.js';
 import { ConnectionRegistry, withDeadline } from './server/registry.js';
-import type { AuthorizeResult } from './server/upgrade-gate.js';
 import { RateMeter, SampleRing, assembleStats } from './stats.js';
 
-/** Options of {@link createBroadcaster}: where to listen, hooks, and every tunable of {@link ConfigOptions}. */
-export interface BroadcasterOptions extends ConfigOptions {
-  /** Attach to this HTTP(S) server's `upgrade` event. */
-  server?: HttpServer | HttpsServer;
-  /** Listen on this port (0: any free port) with a server of our own. */
-  port?: number;
-  /** Host for `port` (default: all interfaces). */
-  host?: string;
-  /** Accept no connections by itself: call `handleUpgrade` from your framework. */
-  noServer?: boolean;
-  /** Only upgrade requests for this pathname (default: any path). */
-  path?: string;
-  /** Accepted `Origin` headers; requests from other origins get 403. Default: any origin. */
-  allowedOrigins?: string[];
-  /** Decides on each upgrade request, before the WebSocket is accepted (see {@link AuthorizeResult}). */
-  authorize?: (request: IncomingMessage) => AuthorizeResult | Promise<AuthorizeResult>;
-  /** Decides each subscription (may return a promise); a refusal reaches the client as an error notice. */
-  canSubscribe?: CanSubscribe;
-  /** Environment to read settings from (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
-  /** Advanced: a worker module to run instead of the built-in encoder (it must return the same results). */
-  workerFilename?: string;
-}
-
-/** Events of a {@link Broadcaster}. */
-export interface BroadcasterEvents {
-  listening: [AddressInfo];
-  /** Our own server (`port` mode) could not listen; `ready` rejects with the same error and the broadcaster closes. */
-  listenError: [ListenError];
-  /** Our own server reported an error after it started listening (e.g. EMFILE on accept); it keeps serving. */
-  serverError: [Error];
-  connection: [Connection];
-  disconnect: [Connection, number];
-  /** A message was left out of its batch (its batch-mates were delivered). */
-  messageError: [InvalidMessageError | MessageTooLargeError];
-  /** A write to one client failed; the others were unaffected. */
-  sendError: [{ connection: Connection; error: Error }];
-  /** A worker failed a batch; the batch was retried or encoded inline. */
-  fault: [WorkerFault];
-  /** A batch could not be encoded at all (a bug: please report it); its messages became a gap in the channel's sequence. */
-  encodeError: [EncodeError];
-  /** A slow client had batches skipped (`drop`) or was closed (`close`). */
-  slowClient: [{ connection: Connection; policy: 'drop' | 'close'; bufferedBytes: number }];
-  /** User code failed: a listener threw or rejected, or `authorize`/`canSubscribe` threw. Everything else went on. */
-  callbackError: [CallbackError];
-}
+export type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-options.js';
 
 type EventName = keyof BroadcasterEvents;
 
