@@ -179,13 +179,13 @@ describe('chaos', () => {
     // Hostile clients gone: the counts return to the baseline.
     for (const socket of live) socket.destroy();
     for (const ws of liveWs) ws.terminate();
-    let last: Counts | null = null;
-    await waitFor(() => {
-      void server.ask<Counts>('stats', 'connections').then((stats) => (last = stats));
-      return last !== null && JSON.stringify(baselineOf(last)) === JSON.stringify(baseline);
-    }, 15_000, 'the counts to return to baseline').catch((error: Error) => {
-      throw new Error(`${error.message}: ${JSON.stringify(last === null ? null : baselineOf(last))}`);
-    });
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const now = baselineOf(await server.ask<Counts>('stats', 'connections'));
+      if (JSON.stringify(now) === JSON.stringify(baseline)) break;
+      if (Date.now() > deadline) expect(now, 'the counts 15 s after the hostile clients left').toEqual(baseline);
+      await sleep(20);
+    }
     expect(server.alive).toBe(true);
     console.log(`chaos seed ${SEED}: ${published} feed messages; ${JSON.stringify(tally)}; callbackErrors ${during.callbackErrors}, faults ${JSON.stringify(during.pool.faults)}, upgradesAborted ${during.upgradesAborted}, heartbeatTerminated ${during.heartbeatTerminated}, batchesSkipped ${during.batchesSkipped}`);
   }, 60_000);
