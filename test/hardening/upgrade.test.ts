@@ -52,7 +52,9 @@ describe('upgrades abandoned by the peer', () => {
     resources.sockets.push(healthy.ws);
     await healthy.waitFor(() => healthy.messages.length >= 50, 10_000, '50 messages on feed');
     const stats = await server.ask<{ upgradesAborted: number; upgradesPending: number; connections: number; subscriptions: number }>('stats', 'upgradesAborted');
-    expect(stats.upgradesAborted).toBe(whileAuthorizing);
+    // Those reset while authorize waited are all counted; an instant reset may or may not beat authorize's answer.
+    expect(stats.upgradesAborted).toBeGreaterThanOrEqual(whileAuthorizing);
+    expect(stats.upgradesAborted).toBeLessThanOrEqual(whileAuthorizing + 12);
     expect(stats.upgradesPending).toBe(0);
     expect(stats.connections).toBe(1);
     expect(stats.subscriptions).toBe(1);
