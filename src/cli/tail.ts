@@ -22,10 +22,10 @@ export async function tail(options: TailOptions): Promise<void> {
 
   client.on('open', () => !options.json && console.error(`connected to ${options.url}, channels ${options.channels.join(', ')}`));
   client.on('close', ({ code, willReconnect }) => !options.json && console.error(`disconnected (code ${code})${willReconnect ? ', reconnecting' : ''}`));
-  client.on('error', (error) => console.error(`error: ${error.message}`));
+  client.on('error', (error) => console.error(`error: ${printable(error.message)}`));
   client.on('gap', (gap) => !options.json && console.error(`gap on ${gap.channel}: ${gap.missed} messages missed (expected seq ${gap.expected}, got ${gap.received})`));
   client.on('notice', (notice) => {
-    if (notice.op === 'error') console.error(`server: ${String(notice.code)}: ${String(notice.message)}`);
+    if (notice.op === 'error') console.error(`server: ${printable(String(notice.code))}: ${printable(String(notice.message))}`);
   });
   if (options.messages) client.on('message', (m) => console.log(JSON.stringify(m)));
 
@@ -58,6 +58,12 @@ export async function tail(options: TailOptions): Promise<void> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/** Text from the server, safe for a terminal: control characters (newlines, escape sequences) shown as \xNN. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function formatBytes(bytes: number): string {
