@@ -2,7 +2,8 @@
  * The broadcaster wires the data flow together:
  *
  *   publish → Batcher (per channel) → EncoderPool (workers) → Sequencer (channel order)
- *   → ReleaseStep (seq, counters) → fan-out to the channel's subscribers
+ *   → ReleaseStep (seq, counters) → HistoryStore → fan-out to the channel's subscribers
+ *                                        └──────── CatchUp (recovery, slow clients) ──┘
  *
  * and the endpoint (upgrades), the connection registry and control messages around it.
  * User code (event listeners, hooks) never runs inside a pipeline step: events raised
@@ -30,9 +31,13 @@ import {
   type ListenError,
   MessageTooLargeError,
 } from './errors.js';
+import { CatchUp } from './fanout/catch-up.js';
 import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
 import { noticeFrame, type Notice } from './fanout/notice.js';
 import { Subscriptions } from './fanout/subscriptions.js';
+import { HistoryStore } from './history/history.js';
+import { readHistory, type HistoryPage, type HistoryQuery } from './history/read.js';
+import { Recovery } from './history/recovery.js';
 import { isValidChannel } from './protocol/channel.js';
 import { Batcher, type Batch } from './publish/batcher.js';
 import { ReleaseStep } from './release/release.js';
@@ -61,6 +66,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #batcher: Batcher;
   readonly #sequencer: Sequencer;
   readonly #releaseStep: ReleaseStep;
+  readonly #history: HistoryStore;
+  readonly #catchUp: CatchUp;
+  readonly #recovery: Recovery;
   readonly #control: ControlHandler;
   readonly #endpoint: Endpoint;
   readonly #registry: ConnectionRegistry;
@@ -96,7 +104,14 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       slowClientPolicy: config.slowClientPolicy,
       onSendError: this.#onSendError,
       onSlowClient: (connection, policy) => this.#defer('slowClient', { connection, policy, bufferedBytes: connection.bufferedBytes }),
+      startLag: (connection, state, cursor) => this.#catchUp.start(connection, state, cursor),
     };
+    this.#history = new HistoryStore(
+      { messages: config.historyMessages, bytes: config.historyBytes, ttlMs: config.historyTtlMs, totalBytes: config.historyTotalBytes },
+      (state) => this.#channels.dropIfIdle(state),
+    );
+    this.#catchUp = new CatchUp({ maxBufferedBytes: config.maxBufferedBytes, counters: this.#fanoutCounters, onSendError: this.#onSendError });
+    this.#recovery = new Recovery(this.#catchUp);
 
     this.#pool = new EncoderPool({
       poolSize: config.poolSize,
@@ -106,7 +121,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onCallbackError: (error) => this.#callbackFailed('batch completion', error),
     });
     this.#pool.on('fault', (fault) => this.#defer('fault', fault));
-    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#encodeSamples);
+    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#encodeSamples, this.#history);
     this.#sequencer = new Sequencer({
       release: this.#releaseStep.release,
       caughtUp: (state) => this.#channels.dropIfIdle(state),
@@ -122,6 +137,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     });
     this.#control = new ControlHandler({
       subscriptions: this.#subscriptions,
+      channels: this.#channels,
+      recovery: this.#recovery,
       maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
       canSubscribe: options.canSubscribe,
       notify: (connection, notice) => this.#notify(connection, notice),
@@ -133,7 +150,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       control: this.#control,
       onSendError: this.#onSendError,
       onConnection: (connection) => this.#emit('connection', connection),
-      onDisconnect: (connection, code) => this.#emit('disconnect', connection, code),
+      onDisconnect: (connection, code) => {
+        this.#catchUp.forget(connection);
+        this.#emit('disconnect', connection, code);
+      },
     });
     this.#endpoint = new Endpoint({
       gate: { path: options.path, allowedOrigins: options.allowedOrigins, authorize: options.authorize },
@@ -215,6 +235,16 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#batcher.append(state ?? this.#channels.open(channel), data, true);
   }
 
+  /**
+   * Reads a channel's history: the messages from `since` (default: the oldest held) on,
+   * at most `limit` (default 1000), decoded. Also says where the stream is and what
+   * history still holds, so a caller can tell whether `since` was covered.
+   */
+  history(channel: string, query: HistoryQuery = {}): HistoryPage {
+    if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
+    return readHistory(this.#channels.get(channel) ?? null, channel, this.#channels.epoch, query);
+  }
+
   /** Closes every open batch now instead of waiting for its size or delay. */
   flush(): void {
     this.#batcher.flushAll();
@@ -268,6 +298,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       channels: this.#channels,
       sequencer: this.#sequencer,
       pool: this.#pool,
+      history: this.#history,
+      catchUp: this.#catchUp,
+      recovery: this.#recovery,
       connections: this.#registry.connections.size,
       upgradesPending: this.#endpoint.pendingUpgrades,
       controlPending: this.#control.pending,
@@ -292,7 +325,11 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#batcher.flushAll(true);
     await withDeadline(this.#settled(), deadline);
     this.#batcher.clear();
+    // Clients catching up from history get the rest of it first (a slow one that never reads: until the deadline).
+    await withDeadline(this.#catchUp.whenCaughtUp(), deadline);
     await this.#registry.closeAll(deadline);
+    this.#catchUp.stop();
+    this.#history.clear();
     // Batches still encoding past the deadline are abandoned: not faults, not retried, not encoded inline.
     await this.#pool.destroy();
     // Only now: until here upgrades get a 503 from us, not whatever the server does with unclaimed upgrades.

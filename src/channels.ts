@@ -3,12 +3,18 @@
  * once: the open batch (publish → batch), the order tickets (release), the next
  * sequence number, and the subscribers (fan-out).
  *
- * Lifetime: a channel's state lives while it has subscribers or work in the pipeline
- * (an open batch, batches in the pool or held back for order). Once it has neither it
- * is dropped, and only its next sequence number is kept (a Map entry: the name and a
+ * Position: a channel's stream is at `(epoch, nextSeq)`. The epoch names the history
+ * the sequence numbers belong to; it changes when that history starts over. Without a
+ * broker, history lives in this process: one epoch per process, made at start.
+ *
+ * Lifetime: a channel's state lives while it has subscribers, history, or work in the
+ * pipeline (an open batch, batches in the pool or held back for order). Once it has none
+ * it is dropped, and only its next sequence number is kept (a Map entry: the name and a
  * number), so a client that comes back later sees a gap, not a restart.
  */
+import { randomBytes } from 'node:crypto';
 import type { EncodeResult } from './encode/task.js';
+import type { ChannelHistory } from './history/history.js';
 import type { Connection } from './server/connection.js';
 
 /** What the release step gets for one batch, in order. */
@@ -43,22 +49,29 @@ export class ChannelState {
   held: Map<number, Released> | null = null;
   /** Sequence number of the next message released. */
   nextSeq: number;
+  /** The history the sequence numbers belong to (see the module comment). */
+  readonly epoch: string;
+  // history
+  history: ChannelHistory | null = null;
   // fan-out
   readonly subscribers = new Set<Connection>();
 
-  constructor(name: string, nextSeq: number) {
+  constructor(name: string, nextSeq: number, epoch: string) {
     this.name = name;
     this.nextSeq = nextSeq;
+    this.epoch = epoch;
   }
 
-  /** No subscribers and nothing in the pipeline: the state can go. */
+  /** No subscribers, no history and nothing in the pipeline: the state can go. */
   get idle(): boolean {
-    return this.subscribers.size === 0 && this.items.length === 0 && this.timer === null && !this.waiting && this.nextRelease === this.nextTicket;
+    return this.subscribers.size === 0 && this.history === null && this.items.length === 0 && this.timer === null && !this.waiting && this.nextRelease === this.nextTicket;
   }
 }
 
 /** The live channel states, and the sequence counters of channels that went idle. */
 export class ChannelTable {
+  /** This process's epoch: 8 URL-safe characters, random. */
+  readonly epoch = randomBytes(6).toString('base64url');
   readonly #live = new Map<string, ChannelState>();
   readonly #idleSeq = new Map<string, number>();
 
@@ -73,7 +86,7 @@ export class ChannelTable {
     if (state !== undefined) return state;
     const nextSeq = this.#idleSeq.get(name);
     if (nextSeq !== undefined) this.#idleSeq.delete(name);
-    state = new ChannelState(name, nextSeq ?? 0);
+    state = new ChannelState(name, nextSeq ?? 0, this.epoch);
     this.#live.set(name, state);
     return state;
   }

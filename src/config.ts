@@ -36,6 +36,10 @@ export interface ResolvedConfig {
   maxSubscriptionsPerClient: number;
   heartbeatIntervalMs: number;
   closeTimeoutMs: number;
+  historyMessages: number;
+  historyBytes: number;
+  historyTtlMs: number;
+  historyTotalBytes: number;
 }
 
 /** Tunables as options: any subset, each overriding its environment variable. */
@@ -81,6 +85,11 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   // Below 100 ms a client on a busy network could not answer in time: every one would be cut off.
   heartbeatIntervalMs: { env: 'BATCHCAST_HEARTBEAT_INTERVAL_MS', kind: { type: 'int', min: 100, max: 3_600_000, off: 0 }, fallback: () => 30_000 },
   closeTimeoutMs: { env: 'BATCHCAST_CLOSE_TIMEOUT_MS', kind: { type: 'int', min: 0, max: 600_000 }, fallback: () => 5_000 },
+  // History keeps finished frames (compressed batches): see README "History and recovery" for the measured cost.
+  historyMessages: { env: 'BATCHCAST_HISTORY_MESSAGES', kind: { type: 'int', min: 0, max: 100_000_000 }, fallback: () => 1_000_000 },
+  historyBytes: { env: 'BATCHCAST_HISTORY_BYTES', kind: { type: 'int', min: 0, max: 2 ** 40 }, fallback: () => 16 * MiB },
+  historyTtlMs: { env: 'BATCHCAST_HISTORY_TTL_MS', kind: { type: 'int', min: 0, max: 86_400_000 }, fallback: () => 120_000 },
+  historyTotalBytes: { env: 'BATCHCAST_HISTORY_TOTAL_BYTES', kind: { type: 'int', min: 0, max: 2 ** 42 }, fallback: () => 256 * MiB },
 };
 
 /**

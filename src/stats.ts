@@ -1,6 +1,9 @@
 /** `stats()`: its measurement helpers (a sample ring with percentiles, a per-second rate) and its assembly. */
 import type { ChannelTable } from './channels.js';
 import type { EncoderPool } from './encode/pool.js';
+import type { CatchUp } from './fanout/catch-up.js';
+import type { HistoryStore } from './history/history.js';
+import type { Recovery } from './history/recovery.js';
 import type { FanoutCounters } from './fanout/fanout.js';
 import type { Subscriptions } from './fanout/subscriptions.js';
 import type { Batcher } from './publish/batcher.js';
@@ -77,6 +80,9 @@ export interface StatsSources {
   channels: ChannelTable;
   sequencer: Sequencer;
   pool: EncoderPool;
+  history: HistoryStore;
+  catchUp: CatchUp;
+  recovery: Recovery;
   connections: number;
   upgradesPending: number;
   controlPending: number;
@@ -118,6 +124,9 @@ export function assembleStats(s: StatsSources) {
     channels: s.channels.size,
     idleChannelCounters: s.channels.idleCounters,
     reorderedBatches: s.sequencer.reordered,
+    history: { enabled: s.history.enabled, ...s.history.counters },
+    catchUp: { lagging: s.catchUp.lagging, ...s.catchUp.counters },
+    recoveries: { ...s.recovery.counters },
     pool: { ...pool, utilization },
     encodeMicros: s.encodeSamples.percentiles(),
   };

@@ -128,7 +128,7 @@ describe('broadcast end to end (real ws, real Piscina workers)', () => {
     const client = await open(url, []);
     client.ws.send(JSON.stringify({ op: 'subscribe', channels: ['a', 'b'] }));
     await client.waitFor(() => client.notices.some((n) => n.op === 'subscribed'));
-    expect(client.notices[0]).toEqual({ op: 'subscribed', channels: ['a', 'b'] });
+    expect(client.notices[0]).toEqual({ op: 'subscribed', channels: ['a', 'b'], positions: { a: { epoch: expect.stringMatching(/^[A-Za-z0-9_-]{8}$/), seq: 0 }, b: { epoch: expect.any(String), seq: 0 } } });
     broadcaster!.publish('a', 1);
     broadcaster!.publish('b', 2);
     await client.waitFor(() => client.messages.length === 2);

@@ -3,18 +3,20 @@
  * client. Every frame batchcast sends goes through {@link writeFrame}, so batches,
  * notices and ws's own control frames share one ordered path to the socket.
  */
+import type { ChannelState } from '../channels.js';
 import type { SlowClientPolicy } from '../config.js';
 import { CLOSE_CODES } from '../protocol/close-codes.js';
 import type { Connection } from '../server/connection.js';
-import { noticeFrame } from './notice.js';
 
 export interface FanoutOptions {
   maxBufferedBytes: number;
   slowClientPolicy: SlowClientPolicy;
   /** Called for every write that failed (the other subscribers are unaffected). */
   onSendError: (connection: Connection, error: Error) => void;
-  /** Called when a client first goes over `maxBufferedBytes` (per skipped run, or at its close). */
+  /** Called when a client first goes over `maxBufferedBytes` (when it falls behind, or at its close). */
   onSlowClient: (connection: Connection, policy: SlowClientPolicy) => void;
+  /** Puts a connection behind on a channel from `cursor` on (see catch-up.ts); false if it already was. */
+  startLag: (connection: Connection, state: ChannelState, cursor: number) => boolean;
 }
 
 /** Per-fan-out counters, accumulated by the caller. */
@@ -83,18 +85,21 @@ export function whenFlushed(connection: Connection, intervalMs = 5): Promise<voi
   });
 }
 
-/** Sends one batch frame to every subscriber, applying the slow-client policy. */
-export function fanOut(
-  subscribers: ReadonlySet<Connection>,
-  frame: Uint8Array,
-  channel: string,
-  firstSeq: number,
-  count: number,
-  options: FanoutOptions,
-  counters: FanoutCounters,
-): void {
+/**
+ * Sends one batch frame to every subscriber of `state`'s channel, applying the
+ * slow-client policy. A subscriber behind on this channel (catching up from history)
+ * is passed by: it reads this frame from history, in order. Under `drop`, a subscriber
+ * over `maxBufferedBytes` falls behind from this frame on (`startLag`), and catches up
+ * from history once its socket drains.
+ */
+export function fanOut(state: ChannelState, frame: Uint8Array, firstSeq: number, options: FanoutOptions, counters: FanoutCounters): void {
   const { maxBufferedBytes, onSendError } = options;
-  for (const connection of subscribers) {
+  const channel = state.name;
+  for (const connection of state.subscribers) {
+    if (connection.lags !== null && connection.lags.has(channel)) {
+      counters.batchesSkipped++;
+      continue;
+    }
     if (connection.socket.writableLength > maxBufferedBytes) {
       if (options.slowClientPolicy === 'close') {
         if (closeSlow(connection)) {
@@ -102,12 +107,12 @@ export function fanOut(
           options.onSlowClient(connection, 'close');
         }
       } else {
-        if (recordSkip(connection, channel, firstSeq, count)) options.onSlowClient(connection, 'drop');
+        const fresh = connection.lags === null;
+        if (options.startLag(connection, state, firstSeq) && fresh) options.onSlowClient(connection, 'drop');
         counters.batchesSkipped++;
       }
       continue;
     }
-    if (connection.skipped !== null) flushSkipNotice(connection, channel, onSendError);
     if (writeFrame(connection, frame, onSendError)) {
       counters.framesSent++;
       counters.bytesSent += frame.byteLength;
@@ -120,25 +125,4 @@ function closeSlow(connection: Connection): boolean {
   if (!connection.open) return false;
   connection.ws.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: outbound buffer over maxBufferedBytes');
   return true;
-}
-
-/** Records a skipped batch; true when it starts a new skipped run for the client. */
-function recordSkip(connection: Connection, channel: string, firstSeq: number, count: number): boolean {
-  const fresh = connection.skipped === null;
-  const skipped = (connection.skipped ??= new Map());
-  const range = skipped.get(channel);
-  if (range === undefined) skipped.set(channel, { batches: 1, messages: count, fromSeq: firstSeq });
-  else {
-    range.batches++;
-    range.messages += count;
-  }
-  return fresh;
-}
-
-function flushSkipNotice(connection: Connection, channel: string, onSendError: FanoutOptions['onSendError']): void {
-  const range = connection.skipped!.get(channel);
-  if (range === undefined) return;
-  connection.skipped!.delete(channel);
-  if (connection.skipped!.size === 0) connection.skipped = null;
-  writeFrame(connection, noticeFrame({ op: 'skipped', channel, ...range }), onSendError);
 }

@@ -5,10 +5,20 @@ import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../proto
 
 /** Notices the server sends; the protocol document lists their fields. */
 export type Notice =
-  | { op: 'subscribed'; channels: string[] }
+  | { op: 'subscribed'; channels: string[]; positions: Record<string, Position> }
   | { op: 'unsubscribed'; channels: string[] }
-  | { op: 'skipped'; channel: string; batches: number; messages: number; fromSeq: number }
+  | { op: 'recovery'; channel: string; status: RecoveryStatus; epoch: string; since: number; from: number; to: number; missed: number | null }
+  | { op: 'gap'; channel: string; from: number; to: number; reason: 'evicted' }
   | { op: 'error'; code: ErrorCode; message: string; channel?: string };
+
+/** Where a channel's stream is: the epoch of its history and the next sequence number. */
+export interface Position {
+  epoch: string;
+  seq: number;
+}
+
+/** How a recovery went: `ok` (all replayed), `evicted` (part was gone from history), `epoch` (another history). */
+export type RecoveryStatus = 'ok' | 'evicted' | 'epoch';
 
 /** Builds a complete WebSocket frame holding `notice`. */
 export function noticeFrame(notice: Notice): Buffer {

@@ -35,7 +35,7 @@ export class Subscriptions {
   remove(connection: Connection, channel: string): boolean {
     if (!connection.channels.delete(channel)) return false;
     this.#total--;
-    connection.skipped?.delete(channel);
+    connection.lags?.delete(channel);
     const state = this.#channels.get(channel);
     if (state !== undefined) {
       state.subscribers.delete(connection);
@@ -47,7 +47,7 @@ export class Subscriptions {
   /** Removes `connection` from every channel. */
   removeAll(connection: Connection): void {
     for (const channel of [...connection.channels]) this.remove(connection, channel);
-    connection.skipped = null;
+    connection.lags = null;
   }
 
   /** Subscriber count per channel with subscribers. */

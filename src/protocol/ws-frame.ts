@@ -36,3 +36,9 @@ export function writeWsFrameHeader(target: Uint8Array, payloadLength: number, op
   view.setUint32(6, payloadLength >>> 0);
   return 10;
 }
+
+/** Where the payload starts in an unmasked frame this module wrote. */
+export function wsPayloadOffset(frame: Uint8Array): number {
+  const length = frame[1]! & 0x7f;
+  return length < 126 ? 2 : length === 126 ? 4 : 10;
+}

@@ -1,12 +1,14 @@
 /**
  * The release step: runs once per batch, in channel order. It gives the batch its
  * sequence numbers (stamped into the frame here, in release order, so messages a
- * worker rejected leave no gap), counts it, and hands the frame to fan-out. A batch
+ * worker rejected leave no gap), counts it, keeps the frame in history, then hands it
+ * to fan-out (history first: a subscriber that fan-out passes by reads it there). A batch
  * that could not be encoded at all still moves the channel's sequence on, so
  * subscribers see its messages as a gap instead of losing them without a trace.
  */
 import type { ChannelState, Released } from '../channels.js';
 import { fanOut, type FanoutCounters, type FanoutOptions } from '../fanout/fanout.js';
+import type { HistoryStore } from '../history/history.js';
 import { writeFirstSeq } from '../protocol/envelope.js';
 import type { SampleRing } from '../stats.js';
 
@@ -31,11 +33,13 @@ export class ReleaseStep {
   readonly #fanout: FanoutOptions;
   readonly #fanoutCounters: FanoutCounters;
   readonly #encodeSamples: SampleRing;
+  readonly #history: HistoryStore;
 
-  constructor(fanout: FanoutOptions, fanoutCounters: FanoutCounters, encodeSamples: SampleRing) {
+  constructor(fanout: FanoutOptions, fanoutCounters: FanoutCounters, encodeSamples: SampleRing, history: HistoryStore) {
     this.#fanout = fanout;
     this.#fanoutCounters = fanoutCounters;
     this.#encodeSamples = encodeSamples;
+    this.#history = history;
   }
 
   /** Releases one batch of `state`'s channel; called in ticket order. */
@@ -58,8 +62,8 @@ export class ReleaseStep {
     // A Buffer over the transferred memory (no copy): socket.write converts any other Uint8Array per call, i.e. per subscriber.
     const frame = Buffer.from(result.frame);
     writeFirstSeq(new DataView(result.frame), result.envelopeOffset, firstSeq);
-    const subscribers = state.subscribers;
-    c.messagesDelivered += result.count * subscribers.size;
-    fanOut(subscribers, frame, state.name, firstSeq, result.count, this.#fanout, this.#fanoutCounters);
+    this.#history.append(state, firstSeq, result.count, frame, Date.now());
+    c.messagesDelivered += result.count * state.subscribers.size;
+    fanOut(state, frame, firstSeq, this.#fanout, this.#fanoutCounters);
   };
 }

@@ -2,12 +2,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { ChannelState } from '../channels.js';
 
-/** Batches skipped for a slow client on one channel, reported to it in a notice. */
-export interface SkippedRange {
-  batches: number;
-  messages: number;
-  fromSeq: number;
+/**
+ * A channel on which a connection is behind the live stream (a slow client, or a
+ * recovery): from `cursor` on it gets frames from history, not live, until it catches up.
+ */
+export interface Lag {
+  readonly state: ChannelState;
+  /** The next sequence number to send it. */
+  cursor: number;
 }
 
 let nextId = 1;
@@ -30,8 +34,8 @@ export class Connection {
   badMessages = 0;
   /** Notices left out because the client was over `maxBufferedBytes` (`drop` policy). */
   noticesDropped = 0;
-  /** Channels with batches skipped under the `drop` policy, until a notice tells the client. */
-  skipped: Map<string, SkippedRange> | null = null;
+  /** Channels it is catching up on from history, by name; null when it is live on all. */
+  lags: Map<string, Lag> | null = null;
 
   constructor(ws: WebSocket, request: IncomingMessage, identity: unknown) {
     this.ws = ws;

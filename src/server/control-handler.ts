@@ -8,6 +8,9 @@ import type { RawData } from 'ws';
 import { ERROR_CODES, InvalidChannelError } from '../errors.js';
 import type { Notice } from '../fanout/notice.js';
 import type { Subscriptions } from '../fanout/subscriptions.js';
+import type { ChannelTable } from '../channels.js';
+import { parsePosition, Recovery } from '../history/recovery.js';
+import type { Position } from '../fanout/notice.js';
 import { CLOSE_CODES } from '../protocol/close-codes.js';
 import { isValidChannel } from '../protocol/channel.js';
 import type { Connection } from './connection.js';
@@ -18,6 +21,8 @@ export type CanSubscribe = (connection: Connection, channel: string) => boolean 
 
 export interface ControlHandlerOptions {
   subscriptions: Subscriptions;
+  channels: ChannelTable;
+  recovery: Recovery;
   maxSubscriptionsPerClient: number;
   canSubscribe: CanSubscribe | undefined;
   notify: (connection: Connection, notice: Notice) => void;
@@ -57,7 +62,7 @@ export class ControlHandler {
 
   /** Subscribes a new connection to the channels of its upgrade URL, as if it had sent a subscribe. */
   subscribeFromUrl(connection: Connection, channels: string[]): void {
-    if (channels.length > 0) this.#inOrder(connection, () => this.#subscribe(connection, channels));
+    if (channels.length > 0) this.#inOrder(connection, () => this.#subscribe(connection, channels, null));
   }
 
   /** The client is gone: its waiting messages are dropped (an async `canSubscribe` still running finds it closed). */
@@ -92,21 +97,40 @@ export class ControlHandler {
   }
 
   #apply(connection: Connection, control: ControlMessage): void | Promise<void> {
-    if (control.op === 'subscribe') return this.#subscribe(connection, control.channels);
+    if (control.op === 'subscribe') return this.#subscribe(connection, control.channels, control.since);
     const removed = control.channels.filter((channel) => this.#options.subscriptions.remove(connection, channel));
     this.#options.notify(connection, { op: 'unsubscribed', channels: removed });
   }
 
-  #subscribe(connection: Connection, channels: string[]): void | Promise<void> {
+  #subscribe(connection: Connection, channels: string[], since: Record<string, unknown> | null): void | Promise<void> {
     const { notify } = this.#options;
     const valid: string[] = [];
+    const positions = new Map<string, Position>();
     for (const channel of channels) {
-      if (isValidChannel(channel)) valid.push(channel);
-      else notify(connection, { op: 'error', code: ERROR_CODES.INVALID_CHANNEL, message: new InvalidChannelError(channel).message });
+      if (!isValidChannel(channel)) {
+        notify(connection, { op: 'error', code: ERROR_CODES.INVALID_CHANNEL, message: new InvalidChannelError(channel).message });
+        continue;
+      }
+      if (since !== null && Object.hasOwn(since, channel)) {
+        const position = parsePosition(since[channel]);
+        if (typeof position === 'string') {
+          notify(connection, { op: 'error', code: ERROR_CODES.INVALID_POSITION, channel, message: `subscription to "${channel}" refused: ${position}` });
+          continue;
+        }
+        positions.set(channel, position);
+      }
+      valid.push(channel);
+    }
+    if (since !== null) {
+      for (const channel of Object.keys(since)) {
+        if (!channels.includes(channel)) {
+          notify(connection, { op: 'error', code: ERROR_CODES.INVALID_POSITION, message: `"since" names ${JSON.stringify(channel.slice(0, 140))}, which is not in "channels"` });
+        }
+      }
     }
     const verdicts = valid.map((channel) => this.#decide(connection, channel));
-    if (!verdicts.some((verdict) => verdict instanceof Promise)) return this.#admit(connection, valid, verdicts as boolean[]);
-    return Promise.all(verdicts).then((resolved) => this.#admit(connection, valid, resolved));
+    if (!verdicts.some((verdict) => verdict instanceof Promise)) return this.#admit(connection, valid, verdicts as boolean[], positions);
+    return Promise.all(verdicts).then((resolved) => this.#admit(connection, valid, resolved, positions));
   }
 
   /** Asks the hook; anything but `true` (or a promise of it) is a refusal, and so is a throw (reported). */
@@ -126,11 +150,16 @@ export class ControlHandler {
     }
   }
 
-  #admit(connection: Connection, channels: string[], allowed: boolean[]): void {
-    const { subscriptions, maxSubscriptionsPerClient, notify } = this.#options;
+  /**
+   * Subscribes the allowed channels, recovering those with a position, all in this one
+   * tick: no release can fall between a subscription, its replay and its live stream.
+   */
+  #admit(connection: Connection, channels: string[], allowed: boolean[], since: Map<string, Position>): void {
+    const { subscriptions, maxSubscriptionsPerClient, notify, channels: table, recovery } = this.#options;
     // The client may have gone while an async canSubscribe ran.
     if (!connection.open) return;
     const accepted: string[] = [];
+    const positions: Record<string, Position> = {};
     channels.forEach((channel, i) => {
       if (!connection.channels.has(channel) && connection.channels.size >= maxSubscriptionsPerClient) {
         notify(connection, {
@@ -140,11 +169,27 @@ export class ControlHandler {
       } else if (!allowed[i]) {
         notify(connection, { op: 'error', code: ERROR_CODES.FORBIDDEN, channel, message: `subscription to "${channel}" is not allowed` });
       } else {
-        subscriptions.add(connection, channel);
+        const state = table.open(channel);
+        const position = since.get(channel);
+        const fresh = !connection.channels.has(channel);
+        if (position !== undefined && fresh) {
+          // Checked before subscribing: a position past the end of the stream refuses the channel.
+          const refusal = Recovery.refusal(state, position);
+          if (refusal !== null) {
+            notify(connection, { op: 'error', code: ERROR_CODES.INVALID_POSITION, channel, message: `subscription to "${channel}" refused: ${refusal}` });
+            table.dropIfIdle(state);
+            return;
+          }
+          subscriptions.add(connection, channel);
+          notify(connection, recovery.recover(connection, state, position));
+        } else {
+          subscriptions.add(connection, channel);
+        }
         accepted.push(channel);
+        positions[channel] = { epoch: state.epoch, seq: state.nextSeq };
       }
     });
-    if (accepted.length > 0) notify(connection, { op: 'subscribed', channels: accepted });
+    if (accepted.length > 0) notify(connection, { op: 'subscribed', channels: accepted, positions });
   }
 }
 

@@ -1,11 +1,14 @@
 /**
  * Control messages from clients: JSON text frames
- * `{"op":"subscribe"|"unsubscribe","channels":["a","b"]}`.
+ * `{"op":"subscribe"|"unsubscribe","channels":["a","b"]}`; a subscribe may add
+ * `"since": {"a": {"epoch": "...", "seq": N}}` to recover channels from a position.
  */
 import { ERROR_CODES, InvalidChannelError } from '../errors.js';
 import { isValidChannel, MAX_CHANNELS_PER_CONTROL } from '../protocol/channel.js';
 
-export type ControlMessage = { op: 'subscribe' | 'unsubscribe'; channels: string[] };
+export type ControlMessage =
+  | { op: 'subscribe'; channels: string[]; since: Record<string, unknown> | null }
+  | { op: 'unsubscribe'; channels: string[] };
 
 /** A control message the server refuses, with the code sent back in the error notice. */
 export interface ControlError {
@@ -24,7 +27,7 @@ export function parseControl(text: string): ControlMessage | ControlError {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return { code: ERROR_CODES.BAD_CONTROL, message: 'control message must be a JSON object with "op" and "channels"' };
   }
-  const { op, channels } = value as { op?: unknown; channels?: unknown };
+  const { op, channels, since } = value as { op?: unknown; channels?: unknown; since?: unknown };
   if (op !== 'subscribe' && op !== 'unsubscribe') {
     return { code: ERROR_CODES.BAD_CONTROL, message: `unknown op ${JSON.stringify(op) ?? 'undefined'}: expected "subscribe" or "unsubscribe"` };
   }
@@ -36,7 +39,12 @@ export function parseControl(text: string): ControlMessage | ControlError {
       return { code: ERROR_CODES.INVALID_CHANNEL, message: new InvalidChannelError(channel).message };
     }
   }
-  return { op, channels: channels as string[] };
+  if (op === 'unsubscribe') return { op, channels: channels as string[] };
+  // Each position is checked where it is used, so one bad entry refuses only its channel.
+  if (since !== undefined && (since === null || typeof since !== 'object' || Array.isArray(since))) {
+    return { code: ERROR_CODES.BAD_CONTROL, message: '"since" must be an object of positions by channel: {"channel": {"epoch": "...", "seq": N}}' };
+  }
+  return { op, channels: channels as string[], since: (since as Record<string, unknown> | undefined) ?? null };
 }
 
 /** Channels named in a `?channels=a,b` query parameter (unvalidated). */

@@ -1,7 +1,7 @@
 /**
- * The standalone server's HTTP side: `POST /publish/:channel`, `GET /healthz`,
- * `GET /stats`. Publishing needs the publish token when one is configured;
- * without a token it is accepted from loopback peers only.
+ * The standalone server's HTTP side: `POST /publish/:channel`, `GET /history/:channel`,
+ * `GET /healthz`, `GET /stats`. Publishing and reading history need the publish token
+ * when one is configured; without a token they are accepted from loopback peers only.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -40,6 +40,14 @@ export function createHttpApi(broadcaster: Broadcaster, options: HttpApiOptions)
         else request.destroy();
       });
       return;
+    }
+    if (path.startsWith('/history/')) {
+      if (request.method !== 'GET') return json(response, 405, { error: 'use GET /history/:channel' }, { allow: 'GET' });
+      const refusal = checkPublishAccess(request, tokenDigest);
+      if (refusal !== null) return json(response, refusal.status, { error: refusal.message, code: ERROR_CODES.UNAUTHORIZED });
+      const channel = decodeChannel(path.slice('/history/'.length));
+      if (channel === null) return json(response, 400, { error: new InvalidChannelError(path.slice('/history/'.length)).message, code: ERROR_CODES.INVALID_CHANNEL });
+      return readHistoryRequest(broadcaster, channel, url, response);
     }
     json(response, 404, { error: `no route for ${request.method} ${path}` });
   };
@@ -109,6 +117,21 @@ async function publishFromRequest(
     return json(response, error.code === ERROR_CODES.CLOSED ? 503 : 400, { error: error.message, code: error.code, accepted });
   }
   json(response, 202, { accepted: messages.length });
+}
+
+/** `GET /history/:channel?since=N&limit=M`: a page of decoded history (see `Broadcaster.history`). */
+function readHistoryRequest(broadcaster: Broadcaster, channel: string, url: string, response: ServerResponse): void {
+  const params = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+  const number = (name: string): number | undefined => {
+    const text = params.get(name);
+    return text === null || text === '' ? undefined : /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  };
+  try {
+    json(response, 200, broadcaster.history(channel, { since: number('since'), limit: number('limit') }));
+  } catch (error) {
+    if (!(error instanceof BatchcastError)) throw error;
+    json(response, 400, { error: error.message, code: error.code });
+  }
 }
 
 /** After a 413, how much more of an upload is read and dropped, and for how long, before the connection is cut. */

@@ -14,7 +14,7 @@ afterEach(() => resources.cleanup());
 
 describe('connections', () => {
   it('subscribe() on a closed or closing connection keeps nothing', async () => {
-    const { broadcaster, url } = await resources.start();
+    const { broadcaster, url } = await resources.start({ historyMessages: 0 });
     const accepted = once(broadcaster, 'connection') as Promise<[Connection]>;
     const client = await resources.client(url);
     const [connection] = await accepted;
@@ -39,8 +39,8 @@ describe('connections', () => {
 });
 
 describe('channels', () => {
-  it('drops the state of idle channels and keeps only their sequence counters', async () => {
-    const { broadcaster, url } = await resources.start({ batchSize: 10, batchDelayMs: 5 });
+  it('drops the state of idle channels and keeps only their sequence counters (history off)', async () => {
+    const { broadcaster, url } = await resources.start({ batchSize: 10, batchDelayMs: 5, historyMessages: 0 });
     for (let c = 0; c < 500; c++) for (let i = 0; i < 3; i++) broadcaster.publish(`ephemeral.${c}`, { i });
     expect(broadcaster.stats().channels).toBe(500);
     broadcaster.flush();
@@ -59,8 +59,19 @@ describe('channels', () => {
     expect(broadcaster.stats().subscriptions).toBe(0);
   });
 
+  it('with history, a channel stays while it holds frames and goes when they age out', async () => {
+    const { broadcaster } = await resources.start({ batchSize: 10, batchDelayMs: 5, historyTtlMs: 300 });
+    for (let c = 0; c < 50; c++) broadcaster.publish(`aging.${c}`, { c });
+    broadcaster.flush();
+    await waitFor(() => broadcaster.stats().history.frames === 50, 5_000, '50 frames in history');
+    expect(broadcaster.stats().channels).toBe(50);
+    await waitFor(() => broadcaster.stats().channels === 0, 5_000, 'the frames to age out');
+    expect(broadcaster.stats().history).toMatchObject({ frames: 0, messages: 0, bytes: 0, evictedFrames: 50 });
+    expect(broadcaster.stats().idleChannelCounters).toBe(50);
+  });
+
   it('a channel dropped while idle continues its sequence when it comes back', async () => {
-    const { broadcaster, url } = await resources.start({ batchSize: 5, batchDelayMs: 5 });
+    const { broadcaster, url } = await resources.start({ batchSize: 5, batchDelayMs: 5, historyMessages: 0 });
     const client = await resources.client(url, ['c']);
     for (let i = 0; i < 5; i++) broadcaster.publish('c', { i });
     await client.waitFor(() => client.messages.length === 5, 5_000, 'five messages');

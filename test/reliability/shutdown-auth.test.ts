@@ -160,7 +160,7 @@ describe('access control', () => {
 
     const alice = await resources.client(`${url}?token=alice&channels=public,alice.private,bob.private`);
     await alice.waitFor(() => alice.notices.length === 2, 5_000, 'two notices');
-    expect(alice.notices).toEqual([
+    expect(alice.notices).toMatchObject([
       { op: 'error', code: 'BATCHCAST_FORBIDDEN', channel: 'bob.private', message: expect.any(String) },
       { op: 'subscribed', channels: ['public', 'alice.private'] },
     ]);

@@ -2,7 +2,8 @@
  * Slow consumers: one client stops reading while others take 20 000 messages/s.
  * The server must bound what it buffers for the slow one (maxBufferedBytes, plus at
  * most the one frame written while it was still under), apply the policy, and the
- * other clients must receive everything in order.
+ * other clients must receive everything in order. Under `drop` the slow one catches
+ * up from history once it reads again; what history no longer holds is a `gap` notice.
  */
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,9 +45,10 @@ function expectAllInOrder(client: RawClient, total: number): void {
   expect(firstBreak(client.messages.map((m) => (m.data as { seq: number }).seq))).toBeNull();
 }
 
-async function setup(policy: 'drop' | 'close') {
+async function setup(policy: 'drop' | 'close', history: { historyMessages?: number } = {}) {
   const { broadcaster, url } = await resources.start({
     batchSize: 200, batchDelayMs: 5, compressionLevel: 0, maxBufferedBytes: MAX_BUFFERED, slowClientPolicy: policy,
+    historyBytes: 64 * 1024 * 1024, ...history,
   });
   const fast = [await resources.client(url, ['ticks']), await resources.client(url, ['ticks'])];
   const accepted = once(broadcaster, 'connection') as Promise<[Connection]>;
@@ -76,44 +78,62 @@ async function setup(policy: 'drop' | 'close') {
 }
 
 describe('slow consumer', () => {
-  it('drop: skips batches while over maxBufferedBytes; the client sees a skipped notice and the gap once it reads again', async () => {
-    const { broadcaster, fast, slow, slowConnection, total } = await setup('drop');
-    const skippedBatches = broadcaster.stats().batchesSkipped;
-    expect(skippedBatches).toBeGreaterThan(0);
-    expect(broadcaster.stats().slowClientsClosed).toBe(0);
-
-    slow.ws.resume();
-    await slow.waitFor(() => slowConnection.bufferedBytes === 0 && slow.frames.length > 0, 15_000, 'slow client to drain');
-    // Let what the kernel still holds arrive, then publish one more batch: it carries the notice.
-    const end = total + 300;
-    for (let i = total; i < end; i++) broadcaster.publish('ticks', { ...trade(i), pad: PAD });
-    await slow.waitFor(() => slow.messages.at(-1)?.seq === end - 1, 15_000, 'the post-resume batch');
-    for (const client of fast) await client.waitFor(() => client.messages.length === end, 15_000, `${end} messages`);
-    for (const client of fast) expectAllInOrder(client, end);
-
-    // Walk the slow client's frames: batches contiguous, each gap announced just before it.
+  /** Walks the slow client's frames: batches contiguous, every jump announced by a `gap` notice just before it. */
+  function walk(slow: RawClient): { expected: number; evicted: number; notices: number } {
     let expected = 0;
-    let skipped = 0;
+    let evicted = 0;
     let notices = 0;
     for (const frame of slow.frames) {
       if (frame.kind === 'notice') {
-        if (frame.notice.op !== 'skipped') continue;
+        if (frame.notice.op !== 'gap') continue;
         notices++;
-        expect(frame.notice).toMatchObject({ op: 'skipped', channel: 'ticks', fromSeq: expected });
-        expect(frame.notice.batches).toBeGreaterThan(0);
-        expected += frame.notice.messages as number;
-        skipped += frame.notice.batches as number;
+        expect(frame.notice).toMatchObject({ op: 'gap', channel: 'ticks', from: expected, reason: 'evicted' });
+        evicted += (frame.notice.to as number) - expected;
+        expected = frame.notice.to as number;
         continue;
       }
       expect(frame.firstSeq).toBe(expected);
       frame.messages.forEach((m, i) => expect((m as { seq: number }).seq).toBe(expected + i));
       expected += frame.messages.length;
     }
-    expect(notices).toBeGreaterThan(0);
-    expect(skipped).toBe(skippedBatches);
-    expect(expected).toBe(end);
-    expect(slow.messages.length).toBeLessThan(end);
+    return { expected, evicted, notices };
+  }
+
+  async function resumeAndFinish(broadcaster: Broadcaster, fast: RawClient[], slow: RawClient, slowConnection: Connection, total: number): Promise<number> {
+    slow.ws.resume();
+    await slow.waitFor(() => slowConnection.bufferedBytes === 0 && broadcaster.stats().catchUp.lagging === 0, 15_000, 'slow client to catch up');
+    const end = total + 300;
+    for (let i = total; i < end; i++) broadcaster.publish('ticks', { ...trade(i), pad: PAD });
+    await slow.waitFor(() => slow.messages.at(-1)?.seq === end - 1, 15_000, 'the post-resume batch');
+    for (const client of fast) await client.waitFor(() => client.messages.length === end, 15_000, `${end} messages`);
+    for (const client of fast) expectAllInOrder(client, end);
     expect(slow.ws.readyState).toBe(slow.ws.OPEN);
+    return end;
+  }
+
+  it('drop: falls behind while over maxBufferedBytes, then catches up from history once it reads again', async () => {
+    const { broadcaster, fast, slow, slowConnection, total } = await setup('drop', {});
+    expect(broadcaster.stats().batchesSkipped).toBeGreaterThan(0);
+    expect(broadcaster.stats().slowClientsClosed).toBe(0);
+    const end = await resumeAndFinish(broadcaster, fast, slow, slowConnection, total);
+    const { expected, evicted } = walk(slow);
+    expect(expected).toBe(end);
+    // History held all of it (18 MB of frames, under the 64 MiB test bound): nothing lost at all.
+    expect(evicted).toBe(0);
+    expectAllInOrder(slow, end);
+    expect(broadcaster.stats().catchUp.framesReplayed).toBeGreaterThan(0);
+  });
+
+  it('drop without history: a gap notice names exactly what was skipped, then the stream goes on', async () => {
+    const { broadcaster, fast, slow, slowConnection, total } = await setup('drop', { historyMessages: 0 });
+    expect(broadcaster.stats().batchesSkipped).toBeGreaterThan(0);
+    const end = await resumeAndFinish(broadcaster, fast, slow, slowConnection, total);
+    const { expected, evicted, notices } = walk(slow);
+    expect(notices).toBeGreaterThan(0);
+    expect(expected).toBe(end);
+    expect(evicted).toBe(end - slow.messages.length);
+    expect(broadcaster.stats().catchUp.messagesEvicted).toBe(evicted);
+    expect(broadcaster.stats().catchUp.framesReplayed).toBe(0);
   });
 
   it('close: closes the slow client with 1013; it got an in-order prefix first', async () => {

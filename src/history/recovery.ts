@@ -1,0 +1,65 @@
+/**
+ * Recovery: a client subscribes with the position it had (epoch and the next sequence
+ * number it expects) and gets what it missed from history, then the live stream, with
+ * nothing lost or repeated in between (catch-up.ts). What history no longer holds is
+ * announced in the `recovery` notice (`evicted`, with the exact count); a position from
+ * another history (`epoch`: the server restarted) cannot be related to this one, so the
+ * client is told the current position and joins live.
+ */
+import type { ChannelState } from '../channels.js';
+import type { CatchUp } from '../fanout/catch-up.js';
+import type { Notice, Position, RecoveryStatus } from '../fanout/notice.js';
+import type { Connection } from '../server/connection.js';
+
+/** Epochs are short tokens; anything else a client sends is refused, not compared. */
+const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Checks a client-sent position; returns it, or a string saying what is wrong. */
+export function parsePosition(value: unknown): Position | string {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'a position must be an object {"epoch": "...", "seq": N}';
+  const { epoch, seq } = value as { epoch?: unknown; seq?: unknown };
+  if (typeof epoch !== 'string' || !EPOCH_PATTERN.test(epoch)) return 'epoch must be 1-64 characters of [A-Za-z0-9_-]';
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return 'seq must be an integer from 0 to 2^53-1';
+  return { epoch, seq };
+}
+
+/** Recovery counters, for stats. */
+export type RecoveryCounters = Record<RecoveryStatus, number>;
+
+/** Decides recoveries and starts their replay. */
+export class Recovery {
+  readonly counters: RecoveryCounters = { ok: 0, evicted: 0, epoch: 0 };
+  readonly #catchUp: CatchUp;
+
+  constructor(catchUp: CatchUp) {
+    this.#catchUp = catchUp;
+  }
+
+  /**
+   * Why `since` cannot be a position of `state`'s stream (ahead of its end), or null.
+   * A position from another epoch is not refused: it gets an `epoch` recovery.
+   */
+  static refusal(state: ChannelState, since: Position): string | null {
+    if (since.epoch !== state.epoch || since.seq <= state.nextSeq) return null;
+    return `position ${since.seq} is past the end of the stream (next seq ${state.nextSeq})`;
+  }
+
+  /**
+   * For a connection just subscribed to `state`'s channel, in the same tick: starts the
+   * replay from `since` (not refused by {@link Recovery.refusal}) and returns the `recovery` notice.
+   */
+  recover(connection: Connection, state: ChannelState, since: Position): Notice {
+    const { epoch, nextSeq } = state;
+    const base = { op: 'recovery' as const, channel: state.name, epoch, since: since.seq, to: nextSeq };
+    if (since.epoch !== epoch) {
+      this.counters.epoch++;
+      return { ...base, status: 'epoch', from: nextSeq, missed: null };
+    }
+    const earliest = state.history === null ? nextSeq : state.history.earliest(nextSeq);
+    const from = Math.max(since.seq, earliest);
+    if (from < nextSeq) this.#catchUp.start(connection, state, from);
+    const missed = from - since.seq;
+    this.counters[missed === 0 ? 'ok' : 'evicted']++;
+    return { ...base, status: missed === 0 ? 'ok' : 'evicted', from, missed };
+  }
+}
