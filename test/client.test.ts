@@ -49,14 +49,23 @@ describe('client (batchcast/client)', () => {
     ['pako (the browser path)', pakoInflate],
     ['a custom inflater (pako without a bound)', (body: Uint8Array) => inflateRaw(body)],
   ] as const)('decodes every test vector with %s', async (_label, inflate) => {
-    const url = await scriptedServer(vectors.map((v) => v.bytes));
-    const client = connect(url, { inflate, reconnect: false });
-    const { messages, notices } = track(client);
-    const expected = batches.flatMap((v) => v.expected.messages!.map((data, i) => ({ channel: v.expected.channel, seq: v.expected.firstSeq! + i, data })));
-    await waitFor(() => messages.length === expected.length && notices.length === 1, 5_000, 'all vector messages');
-    expect(messages).toEqual(expected);
-    expect(notices).toEqual([vectors.find((v) => v.name === 'notice-skipped')!.expected.notice]);
-    expect(client.stats.frames).toBe(batches.length);
+    // One client per vector: several vectors carry the same channel and sequence numbers, which one client would drop as repeats.
+    for (const vector of vectors) {
+      const url = await scriptedServer([vector.bytes]);
+      const client = connect(url, { inflate, reconnect: false });
+      const { messages, notices } = track(client);
+      if (vector.expected.kind === 'batch') {
+        const expected = vector.expected.messages!.map((data, i) => ({ channel: vector.expected.channel, seq: vector.expected.firstSeq! + i, data }));
+        await waitFor(() => messages.length === expected.length, 5_000, `the messages of ${vector.name}`);
+        expect(messages).toEqual(expected);
+        expect(client.stats.frames).toBe(1);
+      } else {
+        await waitFor(() => notices.length === 1, 5_000, `the notice of ${vector.name}`);
+        expect(notices).toEqual([vector.expected.notice]);
+      }
+      client.close();
+    }
+    expect(batches.length).toBe(4);
   });
 
   it('emits a gap when sequence numbers skip, and none when they follow on', async () => {
@@ -69,7 +78,7 @@ describe('client (batchcast/client)', () => {
     const client = connect(url, { reconnect: false });
     const { messages, gaps } = track(client);
     await waitFor(() => messages.length === 15, 5_000, '15 messages');
-    expect(gaps).toEqual([{ channel: 'greetings', expected: 17, received: 20, missed: 3 }]);
+    expect(gaps).toEqual([{ channel: 'greetings', reason: 'dropped', expected: 17, received: 20, missed: 3, epoch: null }]);
     expect(client.stats).toMatchObject({ gaps: 1, missed: 3 });
   });
 

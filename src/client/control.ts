@@ -5,30 +5,44 @@
  */
 import { InvalidChannelError } from '../errors.js';
 import { isValidChannel, MAX_CHANNELS_PER_CONTROL, MAX_CONTROL_BYTES, MAX_URL_CHANNELS_LENGTH } from '../protocol/channel.js';
+import type { Position } from './positions.js';
 
 /** Throws {@link InvalidChannelError} for the first name that is not a valid channel (a `,` included), before anything is sent. */
 export function checkChannels(channels: readonly unknown[]): asserts channels is readonly string[] {
   for (const channel of channels) if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
 }
 
-/** The control messages (JSON text) that ask for `op` on `channels`, each within the per-message limits. */
-export function controlMessages(op: 'subscribe' | 'unsubscribe', channels: readonly string[]): string[] {
+/**
+ * The control messages (JSON text) that ask for `op` on `channels`, each within the
+ * per-message limits. A subscribe carries the position of every channel `positionOf`
+ * knows, so the server replays what was missed.
+ */
+export function controlMessages(
+  op: 'subscribe' | 'unsubscribe',
+  channels: readonly string[],
+  positionOf: (channel: string) => Position | undefined = () => undefined,
+): string[] {
   const messages: string[] = [];
-  const overhead = JSON.stringify({ op, channels: [] }).length;
+  const overhead = JSON.stringify({ op, channels: [], since: {} }).length;
   let chunk: string[] = [];
+  let since: Record<string, Position> = {};
   let bytes = overhead;
+  const flush = () => {
+    messages.push(JSON.stringify(Object.keys(since).length > 0 ? { op, channels: chunk, since } : { op, channels: chunk }));
+    chunk = [];
+    since = {};
+    bytes = overhead;
+  };
   for (const channel of channels) {
-    // Channel names are ASCII: length is bytes. Each adds its quotes and a comma.
-    const cost = channel.length + 3;
-    if (chunk.length === MAX_CHANNELS_PER_CONTROL || (chunk.length > 0 && bytes + cost > MAX_CONTROL_BYTES)) {
-      messages.push(JSON.stringify({ op, channels: chunk }));
-      chunk = [];
-      bytes = overhead;
-    }
+    const position = op === 'subscribe' ? positionOf(channel) : undefined;
+    // Channel names are ASCII: length is bytes. Each adds its quotes and a comma, and its position if any.
+    const cost = channel.length + 3 + (position === undefined ? 0 : channel.length + 4 + JSON.stringify(position).length);
+    if (chunk.length === MAX_CHANNELS_PER_CONTROL || (chunk.length > 0 && bytes + cost > MAX_CONTROL_BYTES)) flush();
     chunk.push(channel);
+    if (position !== undefined) since[channel] = position;
     bytes += cost;
   }
-  if (chunk.length > 0) messages.push(JSON.stringify({ op, channels: chunk }));
+  if (chunk.length > 0) flush();
   return messages;
 }
 

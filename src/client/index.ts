@@ -1,7 +1,10 @@
 /**
  * batchcast client for Node and browsers: connects, subscribes, decodes frames
- * (compressed or not, JSON or msgpack, and legacy JSON text frames), reports
- * sequence gaps, and reconnects with backoff, resubscribing on each connect.
+ * (compressed or not, JSON or msgpack, and legacy JSON text frames), and reconnects
+ * with backoff. It keeps its position on every channel (positions.ts): on each
+ * reconnect it asks for what it missed, drops what it already has, and reports every
+ * gap with its reason, so across reconnects messages arrive once and in order as long
+ * as the server's history covers the outage.
  *
  * Nothing a server sends and nothing a listener throws stops it: a frame that does
  * not decode becomes an `error` event (a ProtocolError) and the connection carries
@@ -10,22 +13,18 @@
  */
 import { CallbackError, InvalidConfigError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_BODY_BYTES, decodeFrame, type DecodedFrame, type Inflate } from '../protocol/decode.js';
+import { parsePosition } from '../protocol/position.js';
 import { checkChannels, controlMessages, urlChannels } from './control.js';
 import { Emitter } from './emitter.js';
+import { Positions, type Gap, type Position, type Recovered } from './positions.js';
+
+export type { Gap, GapReason, Position, Recovered } from './positions.js';
 
 /** One delivered message. `seq` is its per-channel sequence number (`null` for legacy text frames). */
 export interface ClientMessage {
   channel: string;
   seq: number | null;
   data: unknown;
-}
-
-/** Sequence numbers skipped on a channel: `missed` messages between `expected` and `received`. */
-export interface Gap {
-  channel: string;
-  expected: number;
-  received: number;
-  missed: number;
 }
 
 export interface ReconnectOptions {
@@ -41,6 +40,8 @@ export interface ReconnectOptions {
 export interface ClientOptions {
   /** Channels to subscribe to on every connect. */
   channels?: string[];
+  /** Positions to recover from, by channel (e.g. `client.positions` stored before a page reload); implies subscribing. */
+  since?: Record<string, Position>;
   /** Reconnect with exponential backoff and jitter (default true). */
   reconnect?: boolean | ReconnectOptions;
   /** WebSocket implementation (default: `ws` in Node, the global one in browsers). */
@@ -57,7 +58,10 @@ export interface ClientEvents extends Record<string, unknown[]> {
   message: [ClientMessage];
   /** A whole decoded batch, before its messages are emitted one by one. */
   batch: [Extract<DecodedFrame, { kind: 'batch' }>];
+  /** Messages this client will not get, and why (`dropped`, `evicted`, `epoch`). */
   gap: [Gap];
+  /** A recovery completed: what was missed has been delivered (less any gap reported). */
+  recovered: [Recovered];
   notice: [Record<string, unknown>];
   error: [Error];
 }
@@ -88,17 +92,27 @@ export interface ClientStats {
   gaps: number;
   missed: number;
   reconnects: number;
+  /** Recoveries completed, and the messages they delivered. */
+  recoveries: number;
+  recovered: number;
+  /** Messages dropped because they had been delivered already (replayed whole batches). */
+  duplicates: number;
   /** Listeners that threw or rejected (each also reported as an `error` event when one is listened to). */
   listenerErrors: number;
 }
 
+/** A channel to subscribe to, optionally from a stored position. */
+export type Subscription = string | { channel: string; since?: Position };
+
 /** A batchcast connection; create with {@link connect}. */
 export class BatchcastClient extends Emitter<ClientEvents> {
   readonly url: string;
-  readonly stats: ClientStats = { messages: 0, frames: 0, wireBytes: 0, rawBytes: 0, gaps: 0, missed: 0, reconnects: 0, listenerErrors: 0 };
+  readonly stats: ClientStats = {
+    messages: 0, frames: 0, wireBytes: 0, rawBytes: 0, gaps: 0, missed: 0, reconnects: 0, recoveries: 0, recovered: 0, duplicates: 0, listenerErrors: 0,
+  };
   readonly #channels: Set<string>;
   readonly #reconnect: Required<ReconnectOptions> | null;
-  readonly #expected = new Map<string, number>();
+  readonly #positions = new Positions();
   #socket: MinimalWebSocket | null = null;
   #WebSocket: WebSocketConstructor | undefined;
   #inflate: Inflate | undefined;
@@ -116,9 +130,11 @@ export class BatchcastClient extends Emitter<ClientEvents> {
   constructor(url: string, options: ClientOptions = {}) {
     super();
     checkUrl(url);
-    checkChannels(options.channels ?? []);
+    const since = options.since ?? {};
+    checkChannels([...(options.channels ?? []), ...Object.keys(since)]);
     this.url = url;
-    this.#channels = new Set(options.channels ?? []);
+    this.#channels = new Set([...(options.channels ?? []), ...Object.keys(since)]);
+    for (const [channel, position] of Object.entries(since)) this.#positions.set(channel, checkPosition(channel, position));
     const reconnect = options.reconnect ?? true;
     this.#reconnect = reconnect === false ? null : {
       initialDelayMs: 250, maxDelayMs: 10_000, factor: 2, ...(reconnect === true ? {} : reconnect),
@@ -139,22 +155,34 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     return this.#socket?.readyState === OPEN;
   }
 
+  /** The position on every channel whose epoch is known: store it to recover after a page reload (`since`). */
+  get positions(): Record<string, Position> {
+    return this.#positions.snapshot();
+  }
+
   /**
-   * Subscribes to more channels (now if connected, and on every reconnect). Throws
-   * `InvalidChannelError` for an invalid name (a `,` included) before sending anything.
+   * Subscribes to more channels (now if connected, and on every reconnect), each a name
+   * or `{ channel, since }` to recover from a stored position. Throws
+   * `InvalidChannelError` for an invalid name (a `,` included) and `InvalidConfigError`
+   * for a malformed position, before sending anything.
    */
-  subscribe(...channels: string[]): void {
+  subscribe(...subscriptions: Subscription[]): void {
+    const channels = subscriptions.map((entry) => (typeof entry === 'string' ? entry : entry?.channel));
     checkChannels(channels);
-    for (const channel of channels) this.#channels.add(channel);
+    const positions = subscriptions.map((entry, i) => (typeof entry === 'object' && entry.since !== undefined ? checkPosition(channels[i]!, entry.since) : undefined));
+    channels.forEach((channel, i) => {
+      this.#channels.add(channel);
+      if (positions[i] !== undefined) this.#positions.set(channel, positions[i]);
+    });
     this.#send('subscribe', channels);
   }
 
-  /** Unsubscribes from channels. Throws `InvalidChannelError` like {@link subscribe}. */
+  /** Unsubscribes from channels (and forgets their positions). Throws `InvalidChannelError` like {@link subscribe}. */
   unsubscribe(...channels: string[]): void {
     checkChannels(channels);
     for (const channel of channels) {
       this.#channels.delete(channel);
-      this.#expected.delete(channel);
+      this.#positions.delete(channel);
     }
     this.#send('unsubscribe', channels);
   }
@@ -170,7 +198,7 @@ export class BatchcastClient extends Emitter<ClientEvents> {
   #send(op: 'subscribe' | 'unsubscribe', channels: readonly string[]): void {
     const socket = this.#socket;
     if (socket?.readyState !== OPEN) return;
-    for (const message of controlMessages(op, channels)) socket.send(message);
+    for (const message of controlMessages(op, channels, (channel) => this.#positions.get(channel))) socket.send(message);
   }
 
   protected override onListenerError(event: keyof ClientEvents, error: unknown): void {
@@ -195,7 +223,8 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     if (this.#closed) return;
     let socket: MinimalWebSocket;
     try {
-      this.#urlChannels = new Set(urlChannels([...this.#channels]));
+      // Channels with a position are asked for in a control message carrying it (recovery); the others can go in the URL.
+      this.#urlChannels = new Set(urlChannels([...this.#channels].filter((channel) => this.#positions.get(channel) === undefined)));
       socket = new this.#WebSocket(this.#urlWithChannels());
     } catch (error) {
       // e.g. a browser refusing the URL: report it, and try again later like any failed connect.
@@ -261,6 +290,7 @@ export class BatchcastClient extends Emitter<ClientEvents> {
       return;
     }
     if (frame.kind === 'notice') {
+      for (const report of this.#positions.notice(frame.notice)) this.#report(report);
       this.emit('notice', frame.notice);
       return;
     }
@@ -269,17 +299,27 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     stats.frames++;
     stats.wireBytes += frame.wireBytes;
     stats.rawBytes += frame.rawBytes;
-    stats.messages += messages.length;
-    const expected = this.#expected.get(channel);
-    if (expected !== undefined && firstSeq > expected) {
-      stats.gaps++;
-      stats.missed += firstSeq - expected;
-      this.emit('gap', { channel, expected, received: firstSeq, missed: firstSeq - expected });
+    const { skip, gap, recovered } = this.#positions.batch(channel, firstSeq, messages.length);
+    stats.duplicates += skip;
+    stats.messages += messages.length - skip;
+    if (gap !== null) this.#report(gap);
+    if (skip < messages.length) {
+      if (this.listens('batch')) this.emit('batch', skip === 0 ? frame : { ...frame, firstSeq: firstSeq + skip, messages: messages.slice(skip) });
+      if (this.listens('message')) for (let i = skip; i < messages.length; i++) this.emit('message', { channel, seq: firstSeq + i, data: messages[i] });
     }
-    this.#expected.set(channel, firstSeq + messages.length);
-    if (this.listens('batch')) this.emit('batch', frame);
-    if (!this.listens('message')) return;
-    for (let i = 0; i < messages.length; i++) this.emit('message', { channel, seq: firstSeq + i, data: messages[i] });
+    if (recovered !== null) this.#report(recovered);
+  }
+
+  #report(report: Gap | Recovered): void {
+    if ('reason' in report) {
+      this.stats.gaps++;
+      this.stats.missed += report.missed ?? 0;
+      this.emit('gap', report);
+    } else {
+      this.stats.recoveries++;
+      this.stats.recovered += report.messages;
+      this.emit('recovered', report);
+    }
   }
 
   /** Plain JSON text frames (the pre-batchcast frontend format): an array, `{channel, messages}`, or one message. */
@@ -318,6 +358,13 @@ function checkUrl(url: string): void {
   if (!['ws:', 'wss:', 'http:', 'https:'].includes(protocol)) {
     throw new InvalidConfigError('url', `${JSON.stringify(url)} has protocol ${protocol}; expected ws:, wss:, http: or https:`);
   }
+}
+
+/** Checks a position given by the application (`since`); throws InvalidConfigError naming the channel. */
+function checkPosition(channel: string, position: unknown): Position {
+  const parsed = parsePosition(position);
+  if (typeof parsed === 'string') throw new InvalidConfigError(`since.${channel}`, parsed);
+  return parsed;
 }
 
 /** Connects to a batchcast server. Listen for `message`, `gap`, `notice`, `open`, `close`, `error`. */

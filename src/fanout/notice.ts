@@ -1,5 +1,6 @@
 /** Notice frames: server-to-client control information in a batchcast envelope. */
 import type { ErrorCode } from '../errors.js';
+import type { Position } from '../protocol/position.js';
 import { KIND_NOTICE, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
 import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
 
@@ -11,11 +12,6 @@ export type Notice =
   | { op: 'gap'; channel: string; from: number; to: number; reason: 'evicted' }
   | { op: 'error'; code: ErrorCode; message: string; channel?: string };
 
-/** Where a channel's stream is: the epoch of its history and the next sequence number. */
-export interface Position {
-  epoch: string;
-  seq: number;
-}
 
 /** How a recovery went: `ok` (all replayed), `evicted` (part was gone from history), `epoch` (another history). */
 export type RecoveryStatus = 'ok' | 'evicted' | 'epoch';

@@ -8,20 +8,9 @@
  */
 import type { ChannelState } from '../channels.js';
 import type { CatchUp } from '../fanout/catch-up.js';
-import type { Notice, Position, RecoveryStatus } from '../fanout/notice.js';
+import type { Notice, RecoveryStatus } from '../fanout/notice.js';
+import type { Position } from '../protocol/position.js';
 import type { Connection } from '../server/connection.js';
-
-/** Epochs are short tokens; anything else a client sends is refused, not compared. */
-const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** Checks a client-sent position; returns it, or a string saying what is wrong. */
-export function parsePosition(value: unknown): Position | string {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'a position must be an object {"epoch": "...", "seq": N}';
-  const { epoch, seq } = value as { epoch?: unknown; seq?: unknown };
-  if (typeof epoch !== 'string' || !EPOCH_PATTERN.test(epoch)) return 'epoch must be 1-64 characters of [A-Za-z0-9_-]';
-  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return 'seq must be an integer from 0 to 2^53-1';
-  return { epoch, seq };
-}
 
 /** Recovery counters, for stats. */
 export type RecoveryCounters = Record<RecoveryStatus, number>;

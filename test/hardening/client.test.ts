@@ -59,7 +59,7 @@ describe('listeners that throw', () => {
     c.on('error', (error) => errors.push(error));
     await waitFor(() => messages.length === 10, 5_000, 'ten messages');
     expect(messages.map((m) => m.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 20, 21]);
-    expect(gaps).toEqual([{ channel: 'c', expected: 8, received: 20, missed: 12 }]);
+    expect(gaps).toEqual([{ channel: 'c', reason: 'dropped', expected: 8, received: 20, missed: 12, epoch: null }]);
     // The listener threw for 0, 2, 4, 6 and 20, the gap listener before 20; each became an error event.
     expect(errors.map((e) => (e as CallbackError).callback)).toEqual([...Array(4).fill('message listener'), 'gap listener', 'message listener']);
     expect(errors.every((e) => (e as CallbackError).code === 'BATCHCAST_CALLBACK_FAILED')).toBe(true);
