@@ -242,7 +242,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    */
   history(channel: string, query: HistoryQuery = {}): HistoryPage {
     if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
-    return readHistory(this.#channels.get(channel) ?? null, channel, this.#channels.epoch, query);
+    return readHistory(this.#channels.get(channel) ?? null, channel, this.#channels.epoch, this.#channels.nextSeq(channel), query);
   }
 
   /** Closes every open batch now instead of waiting for its size or delay. */

@@ -91,6 +91,11 @@ export class ChannelTable {
     return state;
   }
 
+  /** The next sequence number of `name`, live or idle (0 for a channel never published). */
+  nextSeq(name: string): number {
+    return this.#live.get(name)?.nextSeq ?? this.#idleSeq.get(name) ?? 0;
+  }
+
   /** Drops `state` if it is idle, keeping only its sequence counter. */
   dropIfIdle(state: ChannelState): void {
     if (!state.idle || this.#live.get(state.name) !== state) return;

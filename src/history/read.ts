@@ -33,8 +33,11 @@ export interface HistoryPage {
 export const MAX_HISTORY_LIMIT = 100_000;
 const inflate = (body: Uint8Array, maxBytes: number) => inflateRawSync(body, { maxOutputLength: maxBytes });
 
-/** Reads `state`'s history (null: a channel with no state, i.e. nothing held). Throws InvalidConfigError for a bad query. */
-export function readHistory(state: ChannelState | null, channel: string, epoch: string, query: HistoryQuery): HistoryPage {
+/**
+ * Reads `state`'s history (null: a channel with no live state, so nothing held; its
+ * stream is at `idleNextSeq`). Throws InvalidConfigError for a bad query.
+ */
+export function readHistory(state: ChannelState | null, channel: string, epoch: string, idleNextSeq: number, query: HistoryQuery): HistoryPage {
   const limit = query.limit ?? 1000;
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) {
     throw new InvalidConfigError('limit', `${String(limit)} is out of range; expected an integer 1..${MAX_HISTORY_LIMIT}`);
@@ -42,7 +45,7 @@ export function readHistory(state: ChannelState | null, channel: string, epoch: 
   if (query.since !== undefined && (!Number.isSafeInteger(query.since) || query.since < 0)) {
     throw new InvalidConfigError('since', `${String(query.since)} is not a sequence number; expected an integer >= 0`);
   }
-  const nextSeq = state?.nextSeq ?? 0;
+  const nextSeq = state?.nextSeq ?? idleNextSeq;
   const history = state?.history ?? null;
   const earliestSeq = history === null ? nextSeq : history.earliest(nextSeq);
   const since = query.since ?? earliestSeq;

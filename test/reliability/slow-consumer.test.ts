@@ -45,7 +45,7 @@ function expectAllInOrder(client: RawClient, total: number): void {
   expect(firstBreak(client.messages.map((m) => (m.data as { seq: number }).seq))).toBeNull();
 }
 
-async function setup(policy: 'drop' | 'close', history: { historyMessages?: number } = {}) {
+async function setup(policy: 'drop' | 'close', history: { historyMessages?: number; historyBytes?: number } = {}) {
   const { broadcaster, url } = await resources.start({
     batchSize: 200, batchDelayMs: 5, compressionLevel: 0, maxBufferedBytes: MAX_BUFFERED, slowClientPolicy: policy,
     historyBytes: 64 * 1024 * 1024, ...history,
@@ -121,6 +121,18 @@ describe('slow consumer', () => {
     // History held all of it (18 MB of frames, under the 64 MiB test bound): nothing lost at all.
     expect(evicted).toBe(0);
     expectAllInOrder(slow, end);
+    expect(broadcaster.stats().catchUp.framesReplayed).toBeGreaterThan(0);
+  });
+
+  it('drop with a small history: catches up on what history still holds; a gap only for what it evicted', async () => {
+    const { broadcaster, fast, slow, slowConnection, total } = await setup('drop', { historyBytes: 4 * 1024 * 1024 });
+    const end = await resumeAndFinish(broadcaster, fast, slow, slowConnection, total);
+    const { expected, evicted, notices } = walk(slow);
+    expect(expected).toBe(end);
+    expect(notices).toBeGreaterThan(0);
+    expect(evicted).toBeGreaterThan(0);
+    expect(slow.messages.length).toBe(end - evicted); // everything else arrived, once
+    expect(broadcaster.stats().catchUp.messagesEvicted).toBe(evicted);
     expect(broadcaster.stats().catchUp.framesReplayed).toBeGreaterThan(0);
   });
 
