@@ -17,11 +17,11 @@ export class TcpProxy {
 
   /** Starts a proxy to 127.0.0.1:`targetPort`. */
   static async start(targetPort: number): Promise<TcpProxy> {
-    let proxy: TcpProxy | undefined;
-    const server = createServer((client) => proxy!.#accept(client, targetPort));
+    const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    proxy = new TcpProxy(server);
+    const proxy = new TcpProxy(server);
+    server.on('connection', (client) => proxy.#accept(client, targetPort));
     return proxy;
   }
 
