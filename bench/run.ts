@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { writeCharts } from './lib/charts.js';
+import { historyText, runHistoryBench, type HistoryBenchOptions, type HistoryBenchResult } from './lib/history.js';
 import { VARIANT_INFO, type RowSpec, type Scenario, type VariantName } from './lib/ipc.js';
 import { HELP, parseOptions, type BenchOptions } from './lib/options.js';
 import { runEncode, runRow, type RowResult } from './lib/orchestrate.js';
@@ -199,6 +200,16 @@ async function main(): Promise<void> {
     }
   }
 
+  let history: HistoryBenchResult | null = null;
+  const historyOptions: HistoryBenchOptions = {
+    seconds: opts.historySeconds, rate: opts.historyRate, stormClients: opts.stormClients, stormRate: opts.stormRate,
+    stormOutageMs: opts.stormOutageMs, preset: opts.preset, poolSize: opts.poolSize,
+  };
+  if (opts.scenarios.includes('history')) {
+    history = await runHistoryBench(historyOptions, (label) => progress(label, (opts.historySeconds + 1) * 2000 + 15_000));
+    if (history.error !== undefined) process.stderr.write(`  history scenario failed: ${history.error}\n`);
+  }
+
   const rows = aggregate([...rowsResults, ...satResults]);
   const costs = fanoutCosts(rows);
   const scaling = encodeScaling(encodeRows);
@@ -230,10 +241,10 @@ async function main(): Promise<void> {
       sustained: 'producer kept >= 98% of its schedule, every client received every message in order within the grace period, clients not saturated',
     },
   };
-  const results = { meta, options: opts, rows, fanoutCosts: costs, encode: encodeRows, encodeScaling: scaling, costModel: costRows, saturation: sat, targets: goals, raw: [...rowsResults, ...satResults] };
+  const results = { meta, options: opts, rows, fanoutCosts: costs, encode: encodeRows, encodeScaling: scaling, costModel: costRows, saturation: sat, targets: goals, history, raw: [...rowsResults, ...satResults] };
 
   const subtitle = `${meta.cores} cores · ${meta.cpuModel} · node ${meta.node} · ${opts.profile} · ${meta.date.slice(0, 16)}Z`;
-  const text = renderText(opts, rows, costs, encodeRows, scaling, costRows, sat, goals, meta);
+  const text = renderText(opts, rows, costs, encodeRows, scaling, costRows, sat, goals, meta) + (history === null ? '' : `${historyText(history, historyOptions)}\n`);
   process.stdout.write(text);
 
   await mkdir(opts.out, { recursive: true });

@@ -40,6 +40,11 @@ interface Results {
   encode: { codec: string; poolSize: number; msgsPerSec: number; compressionRatio: number }[];
   saturation: { variant: string; maxSustainedRate: number | null }[];
   targets: { id: string; met: boolean | null }[];
+  history: {
+    memory: { channels: number; historyBytes: number; bytesPerMessage: number; defaultCoverSeconds: number }[];
+    storm: { clients: number; allLiveMs: number; gaps: number; statuses: Record<string, number>; recoveredPerClient: number; server: { eldMaxMs: number; framesReplayed: number } } | null;
+    error?: string;
+  };
 }
 
 const VARIANTS = ['naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack'];
@@ -71,6 +76,24 @@ describe('bench --smoke', () => {
     expect(stdout).toContain('== Encode only');
     expect(stdout).toContain('== Saturation');
     expect(stdout).toContain('== Targets ==');
+    expect(stdout).toContain('== History: memory');
+    expect(stdout).toContain('== History: reconnect storm');
+  });
+
+  it('measures history memory and a reconnect storm in which every client recovers without a gap', () => {
+    expect(results.history.error).toBeUndefined();
+    expect(results.history.memory.map((m) => m.channels)).toEqual([1, 100]);
+    for (const row of results.history.memory) {
+      expect(row.historyBytes).toBeGreaterThan(0);
+      expect(row.bytesPerMessage).toBeGreaterThan(1);
+      expect(row.defaultCoverSeconds).toBeGreaterThan(0);
+    }
+    const storm = results.history.storm!;
+    expect(storm.gaps).toBe(0);
+    expect(storm.statuses).toEqual({ ok: storm.clients });
+    expect(storm.recoveredPerClient).toBeGreaterThan(0);
+    expect(storm.server.framesReplayed).toBeGreaterThan(0);
+    expect(storm.allLiveMs).toBeGreaterThan(0);
   });
 
   it('runs every variant in fan-out and large, and every client receives every message', () => {

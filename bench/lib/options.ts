@@ -6,8 +6,8 @@ import { PRESETS, type PresetName } from '../../src/config.js';
 import { VARIANTS, type Scenario, type VariantName } from './ipc.js';
 import { SHAPES, type Shape } from './workload.js';
 
-export type ScenarioName = Scenario | 'encode';
-export const SCENARIOS: readonly ScenarioName[] = ['fanout', 'large', 'encode', 'saturation'];
+export type ScenarioName = Scenario | 'encode' | 'history';
+export const SCENARIOS: readonly ScenarioName[] = ['fanout', 'large', 'encode', 'saturation', 'history'];
 
 export interface BenchOptions {
   profile: 'quick' | 'full' | 'smoke';
@@ -47,6 +47,12 @@ export interface BenchOptions {
   encodePools: number[];
   encodeRoundMs: number;
   encodeRounds: number;
+  /** History: seconds of publishing per memory row, and the reconnect storm. */
+  historySeconds: number;
+  historyRate: number;
+  stormClients: number;
+  stormRate: number;
+  stormOutageMs: number;
   out: string;
   charts: boolean;
   /** Re-render the charts of an earlier results JSON into --out, and run nothing. */
@@ -63,7 +69,7 @@ Profiles (flags given after a profile override it):
   --smoke                seconds; tiny workload (what npm test runs)
 
 Selection:
-  --scenarios LIST       fanout,large,encode,saturation (default: all)
+  --scenarios LIST       fanout,large,encode,saturation,history (default: all)
   --variants LIST        variants for fanout/large/saturation: ${VARIANTS.join(',')}
   --codec C              batchcast codecs to run: json, msgpack or both (default both)
   --clients LIST         fan-out subscriber counts (default 20,200)
@@ -88,6 +94,11 @@ Scenario settings:
   --sat-bisect N         bisection steps after the first failure (quick 0, full 2)
   --encode-levels LIST   deflate levels for encode-only (default 1,6,9)
   --encode-pools LIST    pool sizes for encode-only (default 1..cores)
+  --history-seconds N    history memory: seconds of publishing per row (quick 8, full 30)
+  --history-rate N       history memory: msgs/s (default 20000)
+  --storm-clients N      reconnect storm: clients that drop and recover at once (default 1000)
+  --storm-rate N         reconnect storm: msgs/s on the channel (default 5000)
+  --storm-outage MS      reconnect storm: how long the clients are away (default 2000)
 
 Measurement:
   --tick-ms N            publish a burst every N ms (default 5)
@@ -152,6 +163,11 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       out: { type: 'string' },
       'no-charts': { type: 'boolean' },
       'charts-from': { type: 'string' },
+      'history-seconds': { type: 'string' },
+      'history-rate': { type: 'string' },
+      'storm-clients': { type: 'string' },
+      'storm-rate': { type: 'string' },
+      'storm-outage': { type: 'string' },
     },
   });
   if (values.help === true) return null;
@@ -198,6 +214,11 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     encodePools: allPools,
     encodeRoundMs: 300,
     encodeRounds: 2,
+    historySeconds: 8,
+    historyRate: 20_000,
+    stormClients: 1000,
+    stormRate: 5000,
+    stormOutageMs: 2000,
     out: defaultOut,
     charts: true,
     chartsFrom: null,
@@ -207,7 +228,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       warmupMs: 1000, durationMs: 5000, graceMs: 3000, largeSizesKB: [16, 128, 1024, 4096], satBisect: 2, satDurationMs: 3000,
       saturationVariants: ['naive', 'seed-inline', 'inline-async', 'ws-pmd', 'batchcast', 'batchcast-pre', 'batchcast-msgpack'],
       sizeVariants: ['naive', 'seed-inline', 'inline-async', 'ws-pmd', 'batchcast', 'batchcast-pre', 'batchcast-msgpack'],
-      encodeRoundMs: 1000, encodeRounds: 3,
+      encodeRoundMs: 1000, encodeRounds: 3, historySeconds: 30,
     } satisfies Partial<BenchOptions>);
   }
   if (profile === 'smoke') {
@@ -215,6 +236,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       clients: [3], rate: 2000, warmupMs: 200, durationMs: 400, graceMs: 3000, largeSizesKB: [16], largeClients: 2, largeRate: 20,
       sizeVariants: [], satClients: 2, satStart: 2000, satMax: 2000, satDurationMs: 300, saturationVariants: ['seed-inline', 'batchcast'],
       encodeLevels: [6], encodePools: [1], encodeRoundMs: 50, encodeRounds: 1,
+      historySeconds: 1, historyRate: 2000, stormClients: 20, stormRate: 1000, stormOutageMs: 300,
     } satisfies Partial<BenchOptions>);
   }
 
@@ -257,6 +279,11 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values['encode-levels'] !== undefined) o.encodeLevels = ints(values['encode-levels'], 'encode-levels');
   if (o.encodeLevels.some((l) => l > 9)) throw new Error('--encode-levels: expected levels 0-9');
   if (values['encode-pools'] !== undefined) o.encodePools = ints(values['encode-pools'], 'encode-pools').filter((n) => n >= 1);
+  if (values['history-seconds'] !== undefined) o.historySeconds = int(values['history-seconds'], 'history-seconds', 1);
+  if (values['history-rate'] !== undefined) o.historyRate = int(values['history-rate'], 'history-rate', 1);
+  if (values['storm-clients'] !== undefined) o.stormClients = int(values['storm-clients'], 'storm-clients', 1);
+  if (values['storm-rate'] !== undefined) o.stormRate = int(values['storm-rate'], 'storm-rate', 1);
+  if (values['storm-outage'] !== undefined) o.stormOutageMs = int(values['storm-outage'], 'storm-outage', 1);
   if (values['tick-ms'] !== undefined) o.tickMs = int(values['tick-ms'], 'tick-ms', 1);
   if (values['eld-resolution'] !== undefined) o.eldResolutionMs = int(values['eld-resolution'], 'eld-resolution', 1);
   if (values.probes !== undefined) o.probes = int(values.probes, 'probes', 1);

@@ -8,6 +8,10 @@
  * async `authorize` runs, or while a refusal is being written, would otherwise crash
  * the process with an unhandled 'error' event. So the listener goes on first, before
  * any other step, and comes off only once ws has put its own in place.
+ *
+ * Accepting is spread over event-loop turns (at most ACCEPT_SLICE_MS each): a thousand
+ * clients reconnecting at once (a network blip, a deploy) would otherwise hold the
+ * loop for the whole handshake-and-subscribe burst.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -41,6 +45,16 @@ const SHUTTING_DOWN: Refusal = { accept: false, status: 503, reason: 'server shu
 
 type Refusal = Extract<UpgradeVerdict, { accept: false }>;
 
+/** Longest stretch of handshakes done in one event-loop turn. */
+const ACCEPT_SLICE_MS = 4;
+
+interface Accepting {
+  request: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  identity: unknown;
+}
+
 /** Socket errors before ws owns the socket: the socket is destroyed by the error itself; nothing else to do. */
 function ignoreSocketError(): void {}
 
@@ -54,6 +68,9 @@ export class Endpoint {
   #attached: HttpServer | HttpsServer | null = null;
   #own: HttpServer | null = null;
   #listening: Promise<void> | null = null;
+  /** Upgrades admitted by the gate, waiting for their handshake turn. */
+  #accepting: Accepting[] = [];
+  #acceptTurn: NodeJS.Immediate | null = null;
 
   constructor(options: EndpointOptions) {
     this.#options = options;
@@ -116,18 +133,37 @@ export class Endpoint {
   };
 
   #decided(request: IncomingMessage, socket: Duplex, head: Buffer, verdict: UpgradeVerdict): void {
+    if (!verdict.accept) {
+      this.#pending.delete(socket);
+      if (socket.destroyed) this.counters.upgradesAborted++;
+      else this.#refuse(socket, verdict);
+      return;
+    }
+    this.#accepting.push({ request, socket, head, identity: verdict.identity });
+    this.#acceptTurn ??= setImmediate(this.#acceptSome);
+  }
+
+  /** Completes queued handshakes for up to ACCEPT_SLICE_MS, then yields to the event loop. */
+  readonly #acceptSome = (): void => {
+    this.#acceptTurn = null;
+    const deadline = performance.now() + ACCEPT_SLICE_MS;
+    let done = 0;
+    while (done < this.#accepting.length && performance.now() < deadline) this.#accept(this.#accepting[done++]!);
+    this.#accepting = this.#accepting.slice(done);
+    if (this.#accepting.length > 0) this.#acceptTurn = setImmediate(this.#acceptSome);
+  };
+
+  #accept({ request, socket, head, identity }: Accepting): void {
     this.#pending.delete(socket);
     if (socket.destroyed) {
       this.counters.upgradesAborted++;
       return;
     }
-    // close() may have begun while authorize() ran: a connection accepted now would miss its 1001.
-    if (verdict.accept && this.#options.closing()) verdict = SHUTTING_DOWN;
-    if (!verdict.accept) {
-      this.#refuse(socket, verdict);
+    // close() may have begun while authorize() ran or the handshake waited: a connection accepted now would miss its 1001.
+    if (this.#options.closing()) {
+      this.#refuse(socket, SHUTTING_DOWN);
       return;
     }
-    const identity = verdict.identity;
     this.#wss.handleUpgrade(request, socket, head, (ws) => this.#options.onConnection(ws, request, identity));
     // ws listens for the socket's errors from handleUpgrade on (and on the WebSocket after).
     socket.off('error', ignoreSocketError);
@@ -146,6 +182,8 @@ export class Endpoint {
    */
   async close(): Promise<void> {
     this.#attached?.off('upgrade', this.handleUpgrade);
+    if (this.#acceptTurn !== null) clearImmediate(this.#acceptTurn);
+    this.#accepting = [];
     for (const socket of this.#pending) socket.destroy();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
     const server = this.#own;
