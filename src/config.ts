@@ -89,7 +89,7 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   historyMessages: { env: 'BATCHCAST_HISTORY_MESSAGES', kind: { type: 'int', min: 0, max: 100_000_000 }, fallback: () => 1_000_000 },
   historyBytes: { env: 'BATCHCAST_HISTORY_BYTES', kind: { type: 'int', min: 0, max: 2 ** 40 }, fallback: () => 16 * MiB },
   historyTtlMs: { env: 'BATCHCAST_HISTORY_TTL_MS', kind: { type: 'int', min: 0, max: 86_400_000 }, fallback: () => 120_000 },
-  historyTotalBytes: { env: 'BATCHCAST_HISTORY_TOTAL_BYTES', kind: { type: 'int', min: 0, max: 2 ** 42 }, fallback: () => 256 * MiB },
+  historyTotalBytes: { env: 'BATCHCAST_HISTORY_TOTAL_BYTES', kind: { type: 'int', min: 0, max: 2 ** 42 }, fallback: () => 128 * MiB },
 };
 
 /**

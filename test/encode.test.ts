@@ -115,7 +115,7 @@ describe('protocol test vectors (server side)', () => {
   const vectors = loadVectors();
 
   it('has vectors for both codecs, compressed and plain, and a notice', () => {
-    expect(vectors.map((v) => v.name).sort()).toEqual(['json-deflate', 'json-plain', 'msgpack-deflate', 'msgpack-plain', 'notice-skipped']);
+    expect(vectors.map((v) => v.name).sort()).toEqual(['json-deflate', 'json-plain', 'msgpack-deflate', 'msgpack-plain', 'notice-recovery']);
   });
 
   it.each(vectors.map((v) => [v.name, v] as const))('%s decodes to its expected content', (_name, vector) => {

@@ -1,6 +1,6 @@
 // Regenerates the protocol test vectors from the built encoder: `npm run build && node test/vectors/generate.mjs`.
 // Each vector is <name>.hex (one WebSocket message payload: the envelope) and <name>.json (what it decodes to).
-// Only rerun when the protocol version changes: the files are the contract clients are tested against.
+// Only rerun when the protocol changes: the files are the contract clients are tested against.
 import { writeFileSync } from 'node:fs';
 import { encodeBatch } from '../../dist/src/encode/encode-batch.js';
 import { writeFirstSeq } from '../../dist/src/protocol/envelope.js';
@@ -26,6 +26,6 @@ batch('json-plain', 'json', [{ hello: 'world' }, 42, 'text', null, [1, 2]], 7, '
 batch('json-deflate', 'json', ticks, 1000, 'ticker.ETH-USD', true);
 batch('msgpack-plain', 'msgpack', [{ a: 1, b: [true, false] }, 'x', -3.5], 2 ** 40 + 5, 'm', false);
 batch('msgpack-deflate', 'msgpack', ticks, 0, 'ticker.ETH-USD', true);
-const notice = noticeFrame({ op: 'skipped', channel: 'trades', batches: 3, messages: 1500, fromSeq: 12000 });
-write('notice-skipped', notice, 2, { kind: 'notice', channel: 'trades', notice: { op: 'skipped', channel: 'trades', batches: 3, messages: 1500, fromSeq: 12000 } });
+const recovery = { op: 'recovery', channel: 'trades', status: 'evicted', epoch: 'x9QdV2aK', since: 11000, from: 12000, to: 13500, missed: 1000 };
+write('notice-recovery', noticeFrame(recovery), 2, { kind: 'notice', channel: 'trades', notice: recovery });
 console.log('vectors written');
