@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { encodeBatch } from '../../dist/src/encode/encode-batch.js';
 import { writeFirstSeq } from '../../dist/src/protocol/envelope.js';
 import { noticeFrame } from '../../dist/src/fanout/notice.js';
+import { wsPayloadOffset } from '../../dist/src/protocol/ws-frame.js';
 
 const dir = new URL('./', import.meta.url);
 const ticks = Array.from({ length: 40 }, (_, i) => ({ s: 'ETH-USD', p: 2300 + i / 4, q: i % 5, side: i % 2 ? 'b' : 'a' }));
@@ -27,5 +28,6 @@ batch('json-deflate', 'json', ticks, 1000, 'ticker.ETH-USD', true);
 batch('msgpack-plain', 'msgpack', [{ a: 1, b: [true, false] }, 'x', -3.5], 2 ** 40 + 5, 'm', false);
 batch('msgpack-deflate', 'msgpack', ticks, 0, 'ticker.ETH-USD', true);
 const recovery = { op: 'recovery', channel: 'trades', status: 'evicted', epoch: 'x9QdV2aK', since: 11000, from: 12000, to: 13500, missed: 1000 };
-write('notice-recovery', noticeFrame(recovery), 2, { kind: 'notice', channel: 'trades', notice: recovery });
+const notice = noticeFrame(recovery);
+write('notice-recovery', notice, wsPayloadOffset(notice), { kind: 'notice', channel: 'trades', notice: recovery });
 console.log('vectors written');
