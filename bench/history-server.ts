@@ -27,7 +27,8 @@ export interface HistorySample {
   channels: number;
   rssBytes: number;
   heapUsedBytes: number;
-  arrayBuffersBytes: number;
+  /** `external`: ArrayBuffer backing stores (transferred frames included) and other memory outside the JS heap. */
+  externalBytes: number;
 }
 
 export interface StormMeasure {
@@ -69,11 +70,13 @@ process.on('message', (message: ToHistoryServer) => {
   const stats = broadcaster.stats();
   switch (message.type) {
     case 'sample': {
+      // Collect first (the bench forks this process with --expose-gc) so heap figures are what is live.
+      (globalThis as { gc?: () => void }).gc?.();
       const memory = process.memoryUsage();
       const { frames, messages, bytes, evictedFrames } = stats.history;
       const sample: HistorySample = {
         type: 'sample', atMs: performance.now(), published, history: { frames, messages, bytes, evictedFrames }, channels: stats.channels,
-        rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, arrayBuffersBytes: memory.arrayBuffers,
+        rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, externalBytes: memory.external,
       };
       process.send!(sample);
       break;

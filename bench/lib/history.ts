@@ -9,6 +9,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { PRESETS, SETTINGS, type PresetName } from '../../src/config.js';
+import { FRAME_OVERHEAD_BYTES } from '../../src/history/history.js';
 import type { HistoryClientsArgs, StormReport, ToHistoryClients } from '../history-clients.js';
 import type { HistorySample, HistoryServerArgs, StormMeasure, ToHistoryServer } from '../history-server.js';
 import { fmt } from './stats.js';
@@ -39,6 +40,10 @@ export interface MemoryRow {
   bytesPerMessage: number;
   perChannelBytesPerSecond: number;
   rssGrowthBytes: number;
+  /** Growth of the JS heap plus external memory (ArrayBuffers) over the window. */
+  heapAndBuffersGrowthBytes: number;
+  /** What a held frame costs beyond its bytes (entry, Buffer view, backing store), from that growth. */
+  overheadPerFrameBytes: number;
   /** Seconds of stream the default bounds hold per channel, and over all channels. */
   defaultCoverSeconds: number;
 }
@@ -74,7 +79,7 @@ function ask<T>(child: ChildProcess, message: unknown, type: string): Promise<T>
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function startServer(args: HistoryServerArgs): { child: ChildProcess; ready: Promise<{ port: number }> } {
-  const child = fork(here('../history-server.js'), [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(here('../history-server.js'), [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
   return { child, ready: ask<{ port: number }>(child, null, 'ready') };
 }
 
@@ -104,6 +109,11 @@ async function memoryRow(o: HistoryBenchOptions, channels: number): Promise<Memo
       channels, rate: o.rate, seconds, historyBytes: last.history.bytes, historyMessages: last.history.messages, frames: last.history.frames,
       bytesPerSecond, bytesPerMessage: (last.history.bytes - first.history.bytes) / messages, perChannelBytesPerSecond: perChannel,
       rssGrowthBytes: last.rssBytes - first.rssBytes,
+      heapAndBuffersGrowthBytes: last.heapUsedBytes + last.externalBytes - first.heapUsedBytes - first.externalBytes,
+      // history.bytes counts FRAME_OVERHEAD_BYTES per frame already: add it back to get what a frame costs beyond its own bytes.
+      overheadPerFrameBytes:
+        (last.heapUsedBytes + last.externalBytes - first.heapUsedBytes - first.externalBytes - (last.history.bytes - first.history.bytes)) /
+          Math.max(1, last.history.frames - first.history.frames) + FRAME_OVERHEAD_BYTES,
       defaultCoverSeconds: Math.min(ttlSeconds, perChannelBound / perChannel, totalBound / bytesPerSecond),
     };
   } finally {
@@ -157,10 +167,11 @@ export function historyText(result: HistoryBenchResult, o: HistoryBenchOptions):
   const preset = PRESETS[o.preset];
   const parts = [`\n== History: memory at ${fmt(o.rate, 0)} trade msgs/s (${o.preset}: ${preset.batchSize} msgs / ${preset.batchDelayMs} ms, level ${preset.compressionLevel}) ==`];
   parts.push(table(
-    ['channels', 'window s', 'held MiB', 'frames', 'messages', 'B/msg', 'KiB/s', 'KiB/s per channel', 'RSS growth MiB', 'default bounds hold (s)'],
+    ['channels', 'window s', 'held MiB (counted)', 'frames', 'messages', 'B/msg', 'KiB/s', 'KiB/s per channel', 'heap+external growth MiB', 'B/frame beyond its bytes', 'RSS growth MiB', 'default bounds hold (s)'],
     result.memory.map((m) => [
       String(m.channels), fmt(m.seconds, 1), fmt(m.historyBytes / MiB, 2), String(m.frames), String(m.historyMessages), fmt(m.bytesPerMessage, 1),
-      fmt(m.bytesPerSecond / 1024, 0), fmt(m.perChannelBytesPerSecond / 1024, 1), fmt(m.rssGrowthBytes / MiB, 1), fmt(m.defaultCoverSeconds, 0),
+      fmt(m.bytesPerSecond / 1024, 0), fmt(m.perChannelBytesPerSecond / 1024, 1), fmt(m.heapAndBuffersGrowthBytes / MiB, 1), fmt(m.overheadPerFrameBytes, 0),
+      fmt(m.rssGrowthBytes / MiB, 1), fmt(m.defaultCoverSeconds, 0),
     ]),
   ));
   const s = result.storm;

@@ -7,6 +7,14 @@
 import type { ChannelState } from '../channels.js';
 import { Deque } from './deque.js';
 
+/**
+ * What a held frame costs beyond its bytes (its entry, the Buffer over it, the
+ * ArrayBuffer's backing store, two queue slots): measured ~290 bytes
+ * (`npm run bench -- --scenarios history`). Bounds count it, so many small frames
+ * cannot hold far more memory than `bytes` / `totalBytes` say.
+ */
+export const FRAME_OVERHEAD_BYTES = 256;
+
 /** One finished batch kept for replay. */
 export interface HistoryEntry {
   readonly channel: ChannelState;
@@ -23,11 +31,11 @@ export interface HistoryEntry {
 export interface HistoryLimits {
   /** Messages kept per channel. */
   messages: number;
-  /** Frame bytes kept per channel. */
+  /** Bytes kept per channel: frame bytes plus {@link FRAME_OVERHEAD_BYTES} per frame. */
   bytes: number;
   /** Age after which a frame is evicted, in ms. */
   ttlMs: number;
-  /** Frame bytes kept over all channels. */
+  /** Bytes kept over all channels, counted the same way. */
   totalBytes: number;
 }
 
@@ -98,13 +106,14 @@ export class HistoryStore {
     const history = (state.history ??= new ChannelHistory());
     const entry: HistoryEntry = { channel: state, firstSeq, count, frame, at: now, evicted: false };
     history.entries.push(entry);
+    const cost = frame.byteLength + FRAME_OVERHEAD_BYTES;
     history.messages += count;
-    history.bytes += frame.byteLength;
+    history.bytes += cost;
     this.#all.push(entry);
     const c = this.counters;
     c.frames++;
     c.messages += count;
-    c.bytes += frame.byteLength;
+    c.bytes += cost;
     const limits = this.#limits;
     while (state.history !== null && (history.messages > limits.messages || history.bytes > limits.bytes)) this.#evictOldest(history);
     this.expire(now);
@@ -143,14 +152,15 @@ export class HistoryStore {
   #evictEntry(entry: HistoryEntry): void {
     const state = entry.channel;
     const history = state.history!;
+    const cost = entry.frame.byteLength + FRAME_OVERHEAD_BYTES;
     history.entries.shift();
     history.messages -= entry.count;
-    history.bytes -= entry.frame.byteLength;
+    history.bytes -= cost;
     entry.evicted = true;
     const c = this.counters;
     c.frames--;
     c.messages -= entry.count;
-    c.bytes -= entry.frame.byteLength;
+    c.bytes -= cost;
     c.evictedFrames++;
     c.evictedMessages += entry.count;
     if (history.entries.length === 0) {

@@ -40,18 +40,20 @@ describe('history bounds', () => {
   });
 
   it('keeps at most historyBytes per channel and historyTotalBytes over all channels', async () => {
-    const { broadcaster } = await resources.start({ batchSize: 1, batchDelayMs: 5, compressionLevel: 0, historyBytes: 5_000, historyTotalBytes: 12_000, maxQueue: 1000 });
+    // Frames of ~940 bytes, counted with 256 bytes of overhead each: 5 fit per channel, 12 in all.
+    const { broadcaster } = await resources.start({ batchSize: 1, batchDelayMs: 5, compressionLevel: 0, historyBytes: 6_100, historyTotalBytes: 14_500, maxQueue: 1000 });
     const pad = 'x'.repeat(900); // ~950-byte frames
     for (let n = 0; n < 20; n++) broadcaster.publish('a', { n, pad });
     await published(broadcaster, 'a', 20);
-    expect(broadcaster.stats().history.bytes).toBeLessThanOrEqual(5_000);
+    expect(broadcaster.stats().history.bytes).toBeLessThanOrEqual(6_100);
     expect(broadcaster.history('a').messages.length).toBe(5);
     for (let n = 0; n < 20; n++) broadcaster.publish('b', { n, pad });
     for (let n = 0; n < 20; n++) broadcaster.publish('c', { n, pad });
     await published(broadcaster, 'b', 20);
     await published(broadcaster, 'c', 20);
     const stats = broadcaster.stats().history;
-    expect(stats.bytes).toBeLessThanOrEqual(12_000);
+    expect(stats.bytes).toBeLessThanOrEqual(14_500);
+    expect(stats.frames).toBe(12);
     // The oldest over all channels went first: 'a' (published first) lost the most.
     const held = ['a', 'b', 'c'].map((channel) => broadcaster.history(channel).messages.length);
     expect(held[0]).toBeLessThan(held[2]!);
