@@ -23,7 +23,12 @@ export async function tail(options: TailOptions): Promise<void> {
   client.on('open', () => !options.json && console.error(`connected to ${options.url}, channels ${options.channels.join(', ')}`));
   client.on('close', ({ code, willReconnect }) => !options.json && console.error(`disconnected (code ${code})${willReconnect ? ', reconnecting' : ''}`));
   client.on('error', (error) => console.error(`error: ${printable(error.message)}`));
-  client.on('gap', (gap) => !options.json && console.error(`gap on ${gap.channel}: ${gap.missed} messages missed (expected seq ${gap.expected}, got ${gap.received})`));
+  client.on('gap', (gap) => {
+    if (options.json) return;
+    if (gap.reason === 'epoch') console.error(printable(`gap on ${gap.channel}: the server's history started over (epoch ${gap.epoch}); going on from seq ${gap.received}`));
+    else console.error(printable(`gap on ${gap.channel} (${gap.reason}): ${gap.missed} messages missed (expected seq ${gap.expected}, got ${gap.received})`));
+  });
+  client.on('recovered', (r) => !options.json && console.error(printable(`recovered ${r.messages} messages on ${r.channel} (seq ${r.since}..${r.to - 1})`)));
   client.on('notice', (notice) => {
     if (notice.op === 'error') console.error(`server: ${printable(String(notice.code))}: ${printable(String(notice.message))}`);
   });
@@ -40,6 +45,7 @@ export async function tail(options: TailOptions): Promise<void> {
       compressionRatio: stats.wireBytes === 0 ? 1 : Number((stats.rawBytes / stats.wireBytes).toFixed(2)),
       messages: stats.messages,
       gaps: stats.gaps,
+      recovered: stats.recovered,
     };
     last = { ...stats };
     lastAt = now;
