@@ -15,13 +15,11 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-options.js';
-import { emitGuarded } from './callback.js';
 import { ChannelTable, type ChannelState } from './channels.js';
 import { checkServerOption, resolveConfig, type ResolvedConfig } from './config.js';
 import { AbandonedError, EncoderPool } from './encode/pool.js';
 import type { EncodeResult, EncodeSettings, EncodeTask } from './encode/task.js';
 import {
-  CallbackError,
   ClosedError,
   ERROR_CODES,
   EncodeError,
@@ -47,10 +45,10 @@ import { ControlHandler } from './server/control-handler.js';
 import { Endpoint } from './server/endpoint.js';
 import { ConnectionRegistry, withDeadline } from './server/registry.js';
 import { RateMeter, SampleRing, assembleStats } from './stats.js';
+import { UserEvents } from './user-events.js';
 
 export type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-options.js';
 
-type EventName = keyof BroadcasterEvents;
 
 /** A running broadcaster; create with {@link createBroadcaster}. */
 export class Broadcaster extends EventEmitter<BroadcasterEvents> {
@@ -79,10 +77,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #encodeRate: RateMeter;
   /** Resolved when the last batch in the pool finishes (see #settled). */
   readonly #idle: (() => void)[] = [];
-  /** Events raised inside a pipeline step, emitted once it has finished. */
-  #deferred: [EventName, unknown[]][] = [];
+  readonly #events = new UserEvents<BroadcasterEvents>(this);
   #closing: Promise<void> | null = null;
-  readonly #counters = { messagesPublished: 0, messagesRejected: 0, sendErrors: 0, callbackErrors: 0 };
+  readonly #counters = { messagesPublished: 0, messagesRejected: 0, sendErrors: 0 };
 
   constructor(options: BroadcasterOptions = {}) {
     super();
@@ -103,7 +100,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       maxBufferedBytes: config.maxBufferedBytes,
       slowClientPolicy: config.slowClientPolicy,
       onSendError: this.#onSendError,
-      onSlowClient: (connection, policy) => this.#defer('slowClient', { connection, policy, bufferedBytes: connection.bufferedBytes }),
+      onSlowClient: (connection, policy) => this.#events.defer('slowClient', { connection, policy, bufferedBytes: connection.bufferedBytes }),
       startLag: (connection, state, cursor) => this.#catchUp.start(connection, state, cursor),
     };
     this.#history = new HistoryStore(
@@ -118,14 +115,14 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       maxQueue: config.maxQueue,
       encodeTimeoutMs: config.encodeTimeoutMs,
       workerFilename: options.workerFilename,
-      onCallbackError: (error) => this.#callbackFailed('batch completion', error),
+      onCallbackError: (error) => this.#events.failed('batch completion', error),
     });
-    this.#pool.on('fault', (fault) => this.#defer('fault', fault));
+    this.#pool.on('fault', (fault) => this.#events.defer('fault', fault));
     this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#encodeSamples, this.#history);
     this.#sequencer = new Sequencer({
       release: this.#releaseStep.release,
       caughtUp: (state) => this.#channels.dropIfIdle(state),
-      onError: (error) => this.#callbackFailed('release', error),
+      onError: (error) => this.#events.failed('release', error),
     });
     this.#batcher = new Batcher({
       channels: this.#channels,
@@ -142,17 +139,17 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
       canSubscribe: options.canSubscribe,
       notify: (connection, notice) => this.#notify(connection, notice),
-      onCallbackError: this.#callbackFailed,
+      onCallbackError: this.#events.failed,
     });
     this.#registry = new ConnectionRegistry({
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       subscriptions: this.#subscriptions,
       control: this.#control,
       onSendError: this.#onSendError,
-      onConnection: (connection) => this.#emit('connection', connection),
+      onConnection: (connection) => this.#events.emit('connection', connection),
       onDisconnect: (connection, code) => {
         this.#catchUp.forget(connection);
-        this.#emit('disconnect', connection, code);
+        this.#events.emit('disconnect', connection, code);
       },
     });
     this.#endpoint = new Endpoint({
@@ -160,8 +157,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       maxPayload: config.maxPayload,
       closing: () => this.#closing !== null,
       onConnection: (ws, request, identity) => this.#registry.accept(ws, request, identity),
-      onCallbackError: this.#callbackFailed,
-      onServerError: (error) => this.#emit('serverError', error),
+      onCallbackError: this.#events.failed,
+      onServerError: (error) => this.#events.emit('serverError', error),
     });
     this.#rate = new RateMeter(() => this.#counters.messagesPublished);
     this.#encodeRate = new RateMeter(() => this.#releaseStep.counters.encodeMicros);
@@ -172,10 +169,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     } else if (options.port !== undefined) {
       this.ready = this.#endpoint.listen(options.port, options.host).then(
         () => {
-          if (this.#closing === null) this.#emit('listening', this.#endpoint.address()!);
+          if (this.#closing === null) this.#events.emit('listening', this.#endpoint.address()!);
         },
         (error: ListenError) => {
-          this.#emit('listenError', error);
+          this.#events.emit('listenError', error);
           void this.close();
           throw error;
         },
@@ -285,7 +282,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /** Counters and gauges; cheap enough to poll every second. */
   stats() {
     return assembleStats({
-      counters: this.#counters,
+      counters: { ...this.#counters, callbackErrors: this.#events.callbackErrors },
       release: this.#releaseStep.counters,
       fanout: this.#fanoutCounters,
       registry: this.#registry.counters,
@@ -350,7 +347,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       // Release first (the channel moves on whatever happened), then tell user code.
       this.#sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore });
       if (result !== null) this.#reportRejected(state, result);
-      else if (!(error instanceof AbandonedError)) this.#defer('encodeError', new EncodeError(state.name, error!.message, { cause: error }));
+      else if (!(error instanceof AbandonedError)) this.#events.defer('encodeError', new EncodeError(state.name, error!.message, { cause: error }));
       if (this.#pool.inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       this.#batcher.drain();
     });
@@ -363,43 +360,18 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       const error = rejected.code === ERROR_CODES.MESSAGE_TOO_LARGE
         ? new MessageTooLargeError(state.name, rejected.bytes ?? 0, this.config.maxMessageBytes, rejected.index)
         : new InvalidMessageError(state.name, rejected.reason, rejected.index);
-      this.#defer('messageError', error);
+      this.#events.defer('messageError', error);
     }
   }
 
   readonly #onSendError = (connection: Connection, error: Error): void => {
     this.#counters.sendErrors++;
-    this.#defer('sendError', { connection, error });
+    this.#events.defer('sendError', { connection, error });
   };
 
   #notify(connection: Connection, notice: Notice): void {
     sendNotice(connection, noticeFrame(notice), this.#fanoutOptions, this.#fanoutCounters);
   }
-
-  /** Emits to every listener, guarded: a throw or rejection is reported, and the other listeners still run. */
-  #emit<K extends EventName>(event: K, ...args: BroadcasterEvents[K]): void {
-    emitGuarded(this, event, args, (error) => this.#callbackFailed(`${event} listener`, error));
-  }
-
-  /** Queues an event raised inside a pipeline step; all queued events are emitted once the step has finished. */
-  #defer<K extends EventName>(event: K, ...args: BroadcasterEvents[K]): void {
-    if (this.listenerCount(event) === 0) return;
-    if (this.#deferred.length === 0) queueMicrotask(this.#emitDeferred);
-    this.#deferred.push([event, args]);
-  }
-
-  readonly #emitDeferred = (): void => {
-    const events = this.#deferred;
-    this.#deferred = [];
-    for (const [event, args] of events) emitGuarded(this, event, args, (error) => this.#callbackFailed(`${event} listener`, error));
-  };
-
-  /** User code failed: counted, and reported as `callbackError` (whose own listeners' failures are only counted). */
-  readonly #callbackFailed = (callback: string, error: unknown): void => {
-    this.#counters.callbackErrors++;
-    if (callback === 'callbackError listener' || this.listenerCount('callbackError') === 0) return;
-    this.#emit('callbackError', new CallbackError(callback, error));
-  };
 }
 
 /** Creates a broadcaster; see {@link BroadcasterOptions}. Throws `InvalidConfigError` for bad settings. */
