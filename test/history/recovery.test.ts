@@ -97,6 +97,36 @@ describe('recovery through a TCP proxy that cuts the connection', () => {
   });
 });
 
+describe('positions kept by the application', () => {
+  it('connect(url, { since }) and subscribe({ channel, since }) recover from stored positions', async () => {
+    const { broadcaster, url } = await resources.start({ batchSize: 10, batchDelayMs: 5 });
+    const first = follow(url, { channels: ['a', 'b'], reconnect: false });
+    await waitFor(() => subscribed(first.client, 'a') && subscribed(first.client, 'b'), 5_000, 'the subscriptions');
+    for (let n = 0; n < 30; n++) {
+      broadcaster.publish('a', { n });
+      broadcaster.publish('b', { n });
+    }
+    await waitFor(() => first.messages.length === 60, 5_000, '60 messages');
+    const stored = JSON.parse(JSON.stringify(first.client.positions)) as typeof first.client.positions; // as a page would keep it
+    first.client.close();
+    for (let n = 30; n < 50; n++) {
+      broadcaster.publish('a', { n });
+      broadcaster.publish('b', { n });
+    }
+    const second = follow(url, { since: { a: stored.a! }, reconnect: false });
+    await waitFor(() => second.recovered.length === 1, 5_000, 'the recovery of a');
+    second.client.subscribe({ channel: 'b', since: stored.b! });
+    await waitFor(() => second.recovered.length === 2, 5_000, 'the recovery of b');
+    await waitFor(() => second.messages.length === 40, 5_000, '40 messages');
+    for (const channel of ['a', 'b']) {
+      expect(data(second.messages.filter((m) => m.channel === channel))).toEqual(range(30, 50));
+    }
+    expect(second.recovered.map((r) => [r.channel, r.since, r.to, r.messages])).toEqual([['a', 30, 50, 20], ['b', 30, 50, 20]]);
+    expect(second.gaps).toEqual([]);
+    expect(() => second.client.subscribe({ channel: 'c', since: { epoch: 'no spaces allowed', seq: 1 } })).toThrowError(expect.objectContaining({ code: 'BATCHCAST_INVALID_CONFIG' }));
+  });
+});
+
 describe('server restart', () => {
   it.each([
     ['ahead of', 80],
