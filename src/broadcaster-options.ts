@@ -2,9 +2,10 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
 import type { ConfigOptions } from './config.js';
 import type { WorkerFault } from './encode/pool.js';
-import type { CallbackError, EncodeError, InvalidMessageError, ListenError, MessageTooLargeError } from './errors.js';
+import type { BrokerError, CallbackError, EncodeError, InvalidMessageError, ListenError, MessageTooLargeError } from './errors.js';
 import type { Connection } from './server/connection.js';
 import type { CanSubscribe } from './server/control-handler.js';
 import type { AuthorizeResult } from './server/upgrade-gate.js';
@@ -31,6 +32,11 @@ export interface BroadcasterOptions extends ConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Advanced: a worker module to run instead of the built-in encoder (it must return the same results). */
   workerFilename?: string;
+  /**
+   * Makes this broadcaster a node of a cluster: a redis:// URL, or an ioredis client whose
+   * settings are copied (it is duplicated, not used). Overrides `redisUrl` / `BATCHCAST_REDIS_URL`.
+   */
+  redis?: string | Redis;
 }
 
 /** Events of a {@link Broadcaster}. */
@@ -54,4 +60,6 @@ export interface BroadcasterEvents {
   slowClient: [{ connection: Connection; policy: 'drop' | 'close'; bufferedBytes: number }];
   /** User code failed: a listener threw or rejected, or `authorize`/`canSubscribe` threw. Everything else went on. */
   callbackError: [CallbackError];
+  /** In a cluster: Redis cannot be reached (at start `ready` rejects too), was lost, or a batch could not reach it. */
+  brokerError: [BrokerError];
 }

@@ -15,6 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-options.js';
+import { createCluster, type Cluster } from './broker/cluster.js';
 import { ChannelTable, type ChannelState } from './channels.js';
 import { checkServerOption, resolveConfig, type ResolvedConfig } from './config.js';
 import { AbandonedError, EncoderPool } from './encode/pool.js';
@@ -26,6 +27,7 @@ import {
   InvalidChannelError,
   InvalidConfigError,
   InvalidMessageError,
+  type BrokerError,
   type ListenError,
   MessageTooLargeError,
 } from './errors.js';
@@ -59,7 +61,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
 
   readonly #settings: EncodeSettings;
   readonly #channels = new ChannelTable();
-  readonly #subscriptions = new Subscriptions(this.#channels);
+  readonly #subscriptions = new Subscriptions(this.#channels, (state) => this.#cluster?.relay.release(state));
+  readonly #cluster: Cluster | null;
   readonly #pool: EncoderPool;
   readonly #batcher: Batcher;
   readonly #sequencer: Sequencer;
@@ -118,7 +121,16 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onCallbackError: (error) => this.#events.failed('batch completion', error),
     });
     this.#pool.on('fault', (fault) => this.#events.defer('fault', fault));
-    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#encodeSamples, this.#history);
+    const redis = options.redis ?? config.redisUrl;
+    this.#cluster = redis === undefined ? null : createCluster(config, redis, {
+      channels: this.#channels,
+      forgetHistory: (state) => this.#history.forget(state),
+      deliver: (state, firstSeq, count, frame) => this.#releaseStep.deliver(state, firstSeq, count, frame),
+      onSendError: this.#onSendError,
+      onBrokerError: (error) => this.#events.defer('brokerError', error),
+    });
+    const relay = this.#cluster?.relay ?? null;
+    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#encodeSamples, this.#history, relay?.publish ?? null);
     this.#sequencer = new Sequencer({
       release: this.#releaseStep.release,
       caughtUp: (state) => this.#channels.dropIfIdle(state),
@@ -140,6 +152,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       canSubscribe: options.canSubscribe,
       notify: (connection, notice) => this.#notify(connection, notice),
       onCallbackError: this.#events.failed,
+      cluster: relay === null ? undefined : { prepare: (state, since) => relay.prepare(state, since), settle: (state) => relay.releaseIfUnused(state) },
     });
     this.#registry = new ConnectionRegistry({
       heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -163,11 +176,12 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#rate = new RateMeter(() => this.#counters.messagesPublished);
     this.#encodeRate = new RateMeter(() => this.#releaseStep.counters.encodeMicros);
 
+    let listening: Promise<void>;
     if (options.server !== undefined) {
       this.#endpoint.attach(options.server);
-      this.ready = Promise.resolve();
+      listening = Promise.resolve();
     } else if (options.port !== undefined) {
-      this.ready = this.#endpoint.listen(options.port, options.host).then(
+      listening = this.#endpoint.listen(options.port, options.host).then(
         () => {
           if (this.#closing === null) this.#events.emit('listening', this.#endpoint.address()!);
         },
@@ -177,11 +191,17 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
           throw error;
         },
       );
-      // Handled here so a caller who never awaits `ready` gets no unhandled rejection; awaiting it still throws.
-      this.ready.catch(() => {});
     } else {
-      this.ready = Promise.resolve();
+      listening = Promise.resolve();
     }
+    const brokerReady = this.#cluster?.broker.ready.catch((error: BrokerError) => {
+      this.#events.emit('brokerError', error);
+      void this.close();
+      throw error;
+    });
+    this.ready = brokerReady === undefined ? listening : Promise.all([listening, brokerReady]).then(() => undefined);
+    // Handled here so a caller who never awaits `ready` gets no unhandled rejection; awaiting it still throws.
+    this.ready.catch(() => {});
   }
 
   /** Address of the server when listening on `port`; `null` otherwise. */
@@ -253,7 +273,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    */
   subscribe(connection: Connection, channel: string): boolean {
     if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
-    return this.#subscriptions.add(connection, channel);
+    const added = this.#subscriptions.add(connection, channel);
+    // In a cluster the channel's frames come from Redis: link it (frames flow once Redis confirms).
+    if (added && this.#cluster !== null) this.#cluster.relay.sync(this.#channels.open(channel)).catch((error: BrokerError) => this.#events.defer('brokerError', error));
+    return added;
   }
 
   /** Unsubscribes a connection from a channel. */
@@ -298,6 +321,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       history: this.#history,
       catchUp: this.#catchUp,
       recovery: this.#recovery,
+      cluster: this.#cluster,
       connections: this.#registry.connections.size,
       upgradesPending: this.#endpoint.pendingUpgrades,
       controlPending: this.#control.pending,
@@ -329,6 +353,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#history.clear();
     // Batches still encoding past the deadline are abandoned: not faults, not retried, not encoded inline.
     await this.#pool.destroy();
+    await this.#cluster?.broker.close();
     // Only now: until here upgrades get a 503 from us, not whatever the server does with unclaimed upgrades.
     await this.#endpoint.close();
   }

@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { EncodeResult } from './encode/task.js';
+import type { ClusterLink } from './broker/relay.js';
 import type { ChannelHistory } from './history/history.js';
 import type { Connection } from './server/connection.js';
 
@@ -49,10 +50,12 @@ export class ChannelState {
   held: Map<number, Released> | null = null;
   /** Sequence number of the next message released. */
   nextSeq: number;
-  /** The history the sequence numbers belong to (see the module comment). */
-  readonly epoch: string;
+  /** The history the sequence numbers belong to (see the module comment); in a cluster, Redis names it. */
+  epoch: string;
   // history
   history: ChannelHistory | null = null;
+  /** In a cluster: this node's link to the channel in Redis (broker/relay.ts); null otherwise. */
+  cluster: ClusterLink | null = null;
   // fan-out
   readonly subscribers = new Set<Connection>();
 
@@ -64,7 +67,7 @@ export class ChannelState {
 
   /** No subscribers, no history and nothing in the pipeline: the state can go. */
   get idle(): boolean {
-    return this.subscribers.size === 0 && this.history === null && this.items.length === 0 && this.timer === null && !this.waiting && this.nextRelease === this.nextTicket;
+    return this.subscribers.size === 0 && this.history === null && this.cluster === null && this.items.length === 0 && this.timer === null && !this.waiting && this.nextRelease === this.nextTicket;
   }
 }
 

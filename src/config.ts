@@ -40,6 +40,12 @@ export interface ResolvedConfig {
   historyBytes: number;
   historyTtlMs: number;
   historyTotalBytes: number;
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  redisMaxPending: number;
+  redisStreamLength: number;
+  redisKeyTtlMs: number;
+  redisConnectTimeoutMs: number;
 }
 
 /** Tunables as options: any subset, each overriding its environment variable. */
@@ -90,6 +96,13 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   historyBytes: { env: 'BATCHCAST_HISTORY_BYTES', kind: { type: 'int', min: 0, max: 2 ** 40 }, fallback: () => 16 * MiB },
   historyTtlMs: { env: 'BATCHCAST_HISTORY_TTL_MS', kind: { type: 'int', min: 0, max: 86_400_000 }, fallback: () => 120_000 },
   historyTotalBytes: { env: 'BATCHCAST_HISTORY_TOTAL_BYTES', kind: { type: 'int', min: 0, max: 2 ** 42 }, fallback: () => 128 * MiB },
+  // A cluster: see README "Several nodes (Redis)".
+  redisUrl: { env: 'BATCHCAST_REDIS_URL', kind: { type: 'text', pattern: /^rediss?:\/\/\S+$/, expected: 'a redis:// or rediss:// URL' }, fallback: () => undefined },
+  redisPrefix: { env: 'BATCHCAST_REDIS_PREFIX', kind: { type: 'text', pattern: /^[A-Za-z0-9_.:-]{0,64}$/, expected: 'up to 64 characters of [A-Za-z0-9_.:-]' }, fallback: () => 'bc:' },
+  redisMaxPending: { env: 'BATCHCAST_REDIS_MAX_PENDING', kind: { type: 'int', min: 1, max: 1_000_000 }, fallback: () => 1_000 },
+  redisStreamLength: { env: 'BATCHCAST_REDIS_STREAM_LENGTH', kind: { type: 'int', min: 1, max: 100_000_000 }, fallback: () => 10_000 },
+  redisKeyTtlMs: { env: 'BATCHCAST_REDIS_KEY_TTL_MS', kind: { type: 'int', min: 1_000, max: 2 ** 31 - 1 }, fallback: () => 7 * 24 * 3_600_000 },
+  redisConnectTimeoutMs: { env: 'BATCHCAST_REDIS_CONNECT_TIMEOUT_MS', kind: { type: 'int', min: 100, max: 600_000 }, fallback: () => 10_000 },
 };
 
 /**

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   PROTOCOL: 'BATCHCAST_PROTOCOL',
   CALLBACK_FAILED: 'BATCHCAST_CALLBACK_FAILED',
   LISTEN_FAILED: 'BATCHCAST_LISTEN_FAILED',
+  BROKER: 'BATCHCAST_BROKER',
   BAD_CONTROL: 'BATCHCAST_BAD_CONTROL',
   TOO_MANY_SUBSCRIPTIONS: 'BATCHCAST_TOO_MANY_SUBSCRIPTIONS',
   FORBIDDEN: 'BATCHCAST_FORBIDDEN',
@@ -133,6 +134,13 @@ export class ListenError extends BatchcastError {
   constructor(host: string | undefined, port: number, cause: unknown) {
     const reason = (cause as { code?: unknown } | null)?.code ?? (cause instanceof Error ? cause.message : String(cause));
     super(ERROR_CODES.LISTEN_FAILED, `cannot listen on ${host ?? '*'}:${port}: ${String(reason)}`, { cause });
+  }
+}
+
+/** Redis (the cluster broker) cannot be reached, or a publish could not wait for it. */
+export class BrokerError extends BatchcastError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ERROR_CODES.BROKER, message, options);
   }
 }
 

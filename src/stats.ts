@@ -4,6 +4,7 @@ import type { EncoderPool } from './encode/pool.js';
 import type { CatchUp } from './fanout/catch-up.js';
 import type { HistoryStore } from './history/history.js';
 import type { Recovery } from './history/recovery.js';
+import type { Cluster } from './broker/cluster.js';
 import type { FanoutCounters } from './fanout/fanout.js';
 import type { Subscriptions } from './fanout/subscriptions.js';
 import type { Batcher } from './publish/batcher.js';
@@ -83,6 +84,7 @@ export interface StatsSources {
   history: HistoryStore;
   catchUp: CatchUp;
   recovery: Recovery;
+  cluster: Cluster | null;
   connections: number;
   upgradesPending: number;
   controlPending: number;
@@ -127,6 +129,9 @@ export function assembleStats(s: StatsSources) {
     history: { enabled: s.history.enabled, ...s.history.counters },
     catchUp: { lagging: s.catchUp.lagging, ...s.catchUp.counters },
     recoveries: { ...s.recovery.counters },
+    cluster: s.cluster === null ? null : {
+      connected: s.cluster.broker.connected, pending: s.cluster.broker.pending, ...s.cluster.broker.counters, ...s.cluster.relay.counters,
+    },
     pool: { ...pool, utilization },
     encodeMicros: s.encodeSamples.percentiles(),
   };

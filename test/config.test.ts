@@ -82,8 +82,14 @@ describe('every setting', () => {
     return { good: '/feed', value: '/feed', bad: 'has space' };
   }
 
+  /** Text settings whose accepted text is not a path. */
+  const TEXT: Record<string, { good: string; bad: string }> = {
+    redisUrl: { good: 'redis://127.0.0.1:6380/2', bad: 'http://127.0.0.1:6379' },
+    redisPrefix: { good: 'app.bc:', bad: 'has space' },
+  };
+
   it.each(Object.entries(SETTINGS))('%s is read from its variable, and a bad value fails naming it', (key, setting) => {
-    const { good, value, bad } = samples(setting);
+    const { good, value, bad } = TEXT[key] !== undefined ? { ...TEXT[key]!, value: TEXT[key]!.good } : samples(setting);
     expect((resolveConfig({}, { [setting.env]: good }) as unknown as Record<string, unknown>)[key]).toEqual(value);
     expect(() => resolveConfig({}, { [setting.env]: bad })).toThrow(new RegExp(`^${setting.env}: `));
   });

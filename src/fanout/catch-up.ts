@@ -16,6 +16,7 @@
  * carries on from the oldest frame still held.
  */
 import type { ChannelState } from '../channels.js';
+import type { StoredFrame } from '../broker/relay.js';
 import type { Connection, Lag } from '../server/connection.js';
 import { writeFrame, type FanoutCounters, type FanoutOptions } from './fanout.js';
 import { noticeFrame } from './notice.js';
@@ -65,10 +66,10 @@ export class CatchUp {
    * already was (its cursor stays). Call it in the same tick as the subscription (or the
    * skipped write) so no release falls in between.
    */
-  start(connection: Connection, state: ChannelState, cursor: number): boolean {
+  start(connection: Connection, state: ChannelState, cursor: number, prefix: StoredFrame[] | null = null): boolean {
     const lags = (connection.lags ??= new Map<string, Lag>());
     if (lags.has(state.name)) return false;
-    lags.set(state.name, { state, cursor });
+    lags.set(state.name, { state, cursor, prefix: prefix !== null && prefix.length > 0 ? prefix : null });
     if (!this.#parked.has(connection)) this.#ready.add(connection);
     this.#schedule();
     return true;
@@ -137,6 +138,10 @@ export class CatchUp {
     while (lag.cursor < state.nextSeq) {
       if (!connection.open) return true;
       if (connection.socket.writableLength > this.#lowWater || performance.now() >= deadline) return false;
+      if (lag.prefix !== null) {
+        this.#sendPrefix(connection, lag);
+        continue;
+      }
       const history = state.history;
       const earliest = history === null ? state.nextSeq : history.earliest(state.nextSeq);
       if (lag.cursor < earliest) {
@@ -157,6 +162,21 @@ export class CatchUp {
       lag.cursor = entry.firstSeq + entry.count;
     }
     return true;
+  }
+
+  /** Sends the next frame read from the stream (older than local history); drops the prefix once spent. */
+  #sendPrefix(connection: Connection, lag: Lag): void {
+    const prefix = lag.prefix!;
+    const frame = prefix.shift()!;
+    if (prefix.length === 0) lag.prefix = null;
+    if (frame.firstSeq + frame.count <= lag.cursor) return;
+    if (writeFrame(connection, frame.frame, this.#options.onSendError)) {
+      this.#options.counters.framesSent++;
+      this.#options.counters.bytesSent += frame.frame.byteLength;
+      this.counters.framesReplayed++;
+      this.counters.bytesReplayed += frame.frame.byteLength;
+    }
+    lag.cursor = frame.firstSeq + frame.count;
   }
 
   #park(connection: Connection): void {

@@ -2,16 +2,19 @@
  * Which connections listen to which channel, kept in step from both sides: each
  * channel's subscribers live on its {@link ChannelState}, each connection lists its channels.
  */
-import type { ChannelTable } from '../channels.js';
+import type { ChannelState, ChannelTable } from '../channels.js';
 import type { Connection } from '../server/connection.js';
 
 /** The channel ⇄ subscriber index used by fan-out. */
 export class Subscriptions {
   readonly #channels: ChannelTable;
+  /** A channel lost its last local subscriber (in a cluster the node then unlinks it from Redis). */
+  readonly #emptied: (state: ChannelState) => void;
   #total = 0;
 
-  constructor(channels: ChannelTable) {
+  constructor(channels: ChannelTable, emptied: (state: ChannelState) => void = () => {}) {
     this.#channels = channels;
+    this.#emptied = emptied;
   }
 
   /** Subscriptions over all connections. */
@@ -39,6 +42,7 @@ export class Subscriptions {
     const state = this.#channels.get(channel);
     if (state !== undefined) {
       state.subscribers.delete(connection);
+      if (state.subscribers.size === 0) this.#emptied(state);
       this.#channels.dropIfIdle(state);
     }
     return true;

@@ -129,6 +129,22 @@ export class HistoryStore {
     }
   }
 
+  /** Drops a channel's history at once (a cluster node unlinking the channel, or a new epoch). */
+  forget(state: ChannelState): void {
+    const history = state.history;
+    if (history === null) return;
+    const c = this.counters;
+    for (let entry = history.entries.shift(); entry !== undefined; entry = history.entries.shift()) {
+      entry.evicted = true;
+      c.frames--;
+      c.messages -= entry.count;
+      c.bytes -= entry.frame.byteLength + FRAME_OVERHEAD_BYTES;
+      c.evictedFrames++;
+      c.evictedMessages += entry.count;
+    }
+    state.history = null;
+  }
+
   /** Drops everything (shutdown). */
   clear(): void {
     if (this.#sweeper !== null) clearInterval(this.#sweeper);

@@ -10,6 +10,7 @@ import type { ChannelState } from '../channels.js';
 import type { CatchUp } from '../fanout/catch-up.js';
 import type { Notice, RecoveryStatus } from '../fanout/notice.js';
 import type { Position } from '../protocol/position.js';
+import type { StoredFrame } from '../broker/relay.js';
 import type { Connection } from '../server/connection.js';
 
 /** Recovery counters, for stats. */
@@ -35,18 +36,21 @@ export class Recovery {
 
   /**
    * For a connection just subscribed to `state`'s channel, in the same tick: starts the
-   * replay from `since` (not refused by {@link Recovery.refusal}) and returns the `recovery` notice.
+   * replay from `since` (not refused by {@link Recovery.refusal}) and returns the `recovery`
+   * notice. `older` holds frames read from the cluster's stream that local history no
+   * longer (or never) had, oldest first, ending where local history begins.
    */
-  recover(connection: Connection, state: ChannelState, since: Position): Notice {
+  recover(connection: Connection, state: ChannelState, since: Position, older: StoredFrame[] | null = null): Notice {
     const { epoch, nextSeq } = state;
     const base = { op: 'recovery' as const, channel: state.name, epoch, since: since.seq, to: nextSeq };
     if (since.epoch !== epoch) {
       this.counters.epoch++;
       return { ...base, status: 'epoch', from: nextSeq, missed: null };
     }
-    const earliest = state.history === null ? nextSeq : state.history.earliest(nextSeq);
+    const local = state.history === null ? nextSeq : state.history.earliest(nextSeq);
+    const earliest = older !== null && older.length > 0 ? Math.min(older[0]!.firstSeq, local) : local;
     const from = Math.max(since.seq, earliest);
-    if (from < nextSeq) this.#catchUp.start(connection, state, from);
+    if (from < nextSeq) this.#catchUp.start(connection, state, from, older);
     const missed = from - since.seq;
     this.counters[missed === 0 ? 'ok' : 'evicted']++;
     return { ...base, status: missed === 0 ? 'ok' : 'evicted', from, missed };

@@ -10,6 +10,7 @@ import type { ChannelState, Released } from '../channels.js';
 import { fanOut, type FanoutCounters, type FanoutOptions } from '../fanout/fanout.js';
 import type { HistoryStore } from '../history/history.js';
 import { writeFirstSeq } from '../protocol/envelope.js';
+import { wsPayloadOffset } from '../protocol/ws-frame.js';
 import type { SampleRing } from '../stats.js';
 
 /** Counters the release step keeps. */
@@ -34,36 +35,57 @@ export class ReleaseStep {
   readonly #fanoutCounters: FanoutCounters;
   readonly #encodeSamples: SampleRing;
   readonly #history: HistoryStore;
+  /** In a cluster: where finished batches go instead (Redis assigns the seq; every node delivers what it receives). */
+  readonly #publish: ((state: ChannelState, count: number, dropped: number, frame: Buffer) => void) | null;
 
-  constructor(fanout: FanoutOptions, fanoutCounters: FanoutCounters, encodeSamples: SampleRing, history: HistoryStore) {
+  constructor(
+    fanout: FanoutOptions,
+    fanoutCounters: FanoutCounters,
+    encodeSamples: SampleRing,
+    history: HistoryStore,
+    publish: ((state: ChannelState, count: number, dropped: number, frame: Buffer) => void) | null = null,
+  ) {
     this.#fanout = fanout;
     this.#fanoutCounters = fanoutCounters;
     this.#encodeSamples = encodeSamples;
     this.#history = history;
+    this.#publish = publish;
   }
 
   /** Releases one batch of `state`'s channel; called in ticket order. */
   readonly release = (state: ChannelState, { result, messages, droppedBefore }: Released): void => {
-    const firstSeq = state.nextSeq + droppedBefore;
     const c = this.counters;
     if (result === null) {
-      state.nextSeq = firstSeq + messages;
       c.batchesFailed++;
       c.messagesFailed += messages;
+      // Its messages still take their numbers: a gap of exactly them.
+      if (this.#publish !== null) this.#publish(state, 0, droppedBefore + messages, EMPTY);
+      else state.nextSeq += droppedBefore + messages;
       return;
     }
-    state.nextSeq = firstSeq + result.count;
     c.batches++;
     c.rawBytes += result.rawBytes;
     c.wireBytes += result.frame.byteLength;
     c.encodeMicros += result.encodeMicros;
     this.#encodeSamples.add(result.encodeMicros);
-    if (result.count === 0) return;
     // A Buffer over the transferred memory (no copy): socket.write converts any other Uint8Array per call, i.e. per subscriber.
     const frame = Buffer.from(result.frame);
-    writeFirstSeq(new DataView(result.frame), result.envelopeOffset, firstSeq);
-    this.#history.append(state, firstSeq, result.count, frame, Date.now());
-    c.messagesDelivered += result.count * state.subscribers.size;
-    fanOut(state, frame, firstSeq, this.#fanout, this.#fanoutCounters);
+    if (this.#publish !== null) this.#publish(state, result.count, droppedBefore, frame);
+    else if (result.count === 0) state.nextSeq += droppedBefore;
+    else this.deliver(state, state.nextSeq + droppedBefore, result.count, frame);
   };
+
+  /**
+   * Delivers a finished frame of `state`'s channel at `firstSeq`: stamps the sequence
+   * number into it, moves the channel's position on, keeps the frame in history, fans it out.
+   */
+  deliver(state: ChannelState, firstSeq: number, count: number, frame: Buffer): void {
+    writeFirstSeq(new DataView(frame.buffer, frame.byteOffset, frame.byteLength), wsPayloadOffset(frame), firstSeq);
+    state.nextSeq = firstSeq + count;
+    this.#history.append(state, firstSeq, count, frame, Date.now());
+    this.counters.messagesDelivered += count * state.subscribers.size;
+    fanOut(state, frame, firstSeq, this.#fanout, this.#fanoutCounters);
+  }
 }
+
+const EMPTY = Buffer.alloc(0);

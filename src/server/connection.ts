@@ -2,6 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { StoredFrame } from '../broker/relay.js';
 import type { ChannelState } from '../channels.js';
 
 /**
@@ -12,6 +13,8 @@ export interface Lag {
   readonly state: ChannelState;
   /** The next sequence number to send it. */
   cursor: number;
+  /** Older frames than local history holds, read from the cluster's stream for a recovery; sent first. */
+  prefix: StoredFrame[] | null;
 }
 
 let nextId = 1;

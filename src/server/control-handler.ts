@@ -8,7 +8,8 @@ import type { RawData } from 'ws';
 import { ERROR_CODES, InvalidChannelError } from '../errors.js';
 import type { Notice } from '../fanout/notice.js';
 import type { Subscriptions } from '../fanout/subscriptions.js';
-import type { ChannelTable } from '../channels.js';
+import type { StoredFrame } from '../broker/relay.js';
+import type { ChannelState, ChannelTable } from '../channels.js';
 import { Recovery } from '../history/recovery.js';
 import { parsePosition, type Position } from '../protocol/position.js';
 import { CLOSE_CODES } from '../protocol/close-codes.js';
@@ -28,6 +29,12 @@ export interface ControlHandlerOptions {
   notify: (connection: Connection, notice: Notice) => void;
   /** `canSubscribe` threw or rejected (the subscription was refused), or applying a message failed (a bug). */
   onCallbackError: (callback: string, error: unknown) => void;
+  /** In a cluster (broker/relay.ts): links each channel to Redis first, and reads what a recovery needs from the stream. */
+  cluster?: {
+    prepare: (state: ChannelState, since: Position | undefined) => Promise<StoredFrame[] | null>;
+    /** After the admission: a channel that ended with no local subscriber is unlinked. */
+    settle: (state: ChannelState) => void;
+  };
 }
 
 /** Applies control messages, one client at a time, in order. */
@@ -129,8 +136,35 @@ export class ControlHandler {
       }
     }
     const verdicts = valid.map((channel) => this.#decide(connection, channel));
-    if (!verdicts.some((verdict) => verdict instanceof Promise)) return this.#admit(connection, valid, verdicts as boolean[], positions);
-    return Promise.all(verdicts).then((resolved) => this.#admit(connection, valid, resolved, positions));
+    const cluster = this.#options.cluster;
+    if (cluster !== undefined) return Promise.all(verdicts).then((allowed) => this.#prepared(connection, valid, allowed, positions, cluster));
+    if (!verdicts.some((verdict) => verdict instanceof Promise)) return this.#admit(connection, valid, verdicts as boolean[], positions, null);
+    return Promise.all(verdicts).then((resolved) => this.#admit(connection, valid, resolved, positions, null));
+  }
+
+  /** In a cluster: links the allowed channels (and reads older frames for recoveries), then admits. */
+  async #prepared(
+    connection: Connection,
+    channels: string[],
+    allowed: boolean[],
+    since: Map<string, Position>,
+    cluster: NonNullable<ControlHandlerOptions['cluster']>,
+  ): Promise<void> {
+    const states = channels.map((channel, i) => (allowed[i] && connection.open ? this.#options.channels.open(channel) : null));
+    const answered = channels.map(() => false);
+    const older = await Promise.all(states.map((state, i) => {
+      if (state === null) return null;
+      return cluster.prepare(state, since.get(channels[i]!)).catch((error: unknown) => {
+        answered[i] = true;
+        this.#options.notify(connection, { op: 'error', code: ERROR_CODES.BROKER, channel: channels[i], message: `subscription to "${channels[i]}" failed: ${(error as Error).message}` });
+        return null;
+      });
+    }));
+    try {
+      this.#admit(connection, channels.filter((_c, i) => !answered[i]), allowed.filter((_a, i) => !answered[i]), since, older.filter((_o, i) => !answered[i]));
+    } finally {
+      for (const state of states) if (state !== null) cluster.settle(state);
+    }
   }
 
   /** Asks the hook; anything but `true` (or a promise of it) is a refusal, and so is a throw (reported). */
@@ -154,7 +188,7 @@ export class ControlHandler {
    * Subscribes the allowed channels, recovering those with a position, all in this one
    * tick: no release can fall between a subscription, its replay and its live stream.
    */
-  #admit(connection: Connection, channels: string[], allowed: boolean[], since: Map<string, Position>): void {
+  #admit(connection: Connection, channels: string[], allowed: boolean[], since: Map<string, Position>, older: (StoredFrame[] | null)[] | null): void {
     const { subscriptions, maxSubscriptionsPerClient, notify, channels: table, recovery } = this.#options;
     // The client may have gone while an async canSubscribe ran.
     if (!connection.open) return;
@@ -181,7 +215,7 @@ export class ControlHandler {
             return;
           }
           subscriptions.add(connection, channel);
-          notify(connection, recovery.recover(connection, state, position));
+          notify(connection, recovery.recover(connection, state, position, older?.[i] ?? null));
         } else {
           subscriptions.add(connection, channel);
         }

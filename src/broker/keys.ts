@@ -1,0 +1,62 @@
+/**
+ * Redis keys and the publish script of a batchcast cluster. Every key of a channel
+ * carries the channel in a hash tag (`{…}`), so on Redis Cluster they live on one
+ * shard and the script can touch them all.
+ *
+ *   bc:{<channel>}:e   the channel's epoch
+ *   bc:{<channel>}:n   the last sequence number assigned + 1 (INCRBY)
+ *   bc:{<channel>}:s   the stream (history): one entry per batch, id `<firstSeq>-1`,
+ *                      fields c (message count) and f (the finished frame, seq not stamped)
+ *   bc:{<channel>}:f   the pub/sub channel frames are published on
+ */
+
+/** Keys of one channel, in the order the publish script takes them. */
+export function channelKeys(prefix: string, channel: string): [epoch: string, next: string, stream: string, frames: string] {
+  const base = `${prefix}{${channel}}`;
+  return [`${base}:e`, `${base}:n`, `${base}:s`, `${base}:f`];
+}
+
+/** The channel a frames key belongs to, or null. */
+export function channelOfFramesKey(prefix: string, key: string): string | null {
+  if (!key.startsWith(`${prefix}{`) || !key.endsWith('}:f')) return null;
+  return key.slice(prefix.length + 1, -3);
+}
+
+// Both scripts start by making sure the channel has an epoch: when Redis has none (first
+// use, or Redis lost its data), a new one is set and the sequence and stream start over.
+const ENSURE_EPOCH = `
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+`;
+
+/**
+ * One batch, atomically: assign it its sequence numbers (INCRBY by its messages plus
+ * any dropped before it), append the frame to the capped stream and publish it. Redis
+ * runs scripts one at a time, so sequence order is publish order on every node.
+ *
+ * KEYS: epoch, next, stream, frames. ARGV: new epoch, key TTL (ms), count, dropped,
+ * frame, stream max length (entries, approximate). Returns {epoch, firstSeq}.
+ * Published payload: `<epoch>:<firstSeq>:<count>:` followed by the frame bytes.
+ */
+export const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
+local count = tonumber(ARGV[3])
+local last = redis.call('INCRBY', KEYS[2], count + tonumber(ARGV[4]))
+local first = last - count
+if count > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], first .. '-1', 'c', count, 'f', ARGV[5])
+  redis.call('PUBLISH', KEYS[4], epoch .. ':' .. first .. ':' .. count .. ':' .. ARGV[5])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return {epoch, tostring(first)}
+`;
+
+/** The position of a channel: {epoch, next seq}; makes the epoch if there is none. KEYS and ARGV as above (first two). */
+export const POSITION_SCRIPT = `${ENSURE_EPOCH}
+return {epoch, redis.call('GET', KEYS[2]) or '0'}
+`;
