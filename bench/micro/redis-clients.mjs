@@ -3,6 +3,7 @@
 // frame on a subscriber connection. Main-thread CPU per operation and throughput.
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 const require = createRequire(import.meta.url);
 const SCRIPT = `
 local first = redis.call('INCRBY', KEYS[1], ARGV[1]) - ARGV[1]
