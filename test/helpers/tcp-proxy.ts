@@ -4,15 +4,18 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 
 export class TcpProxy {
   readonly port: number;
+  /** Where new connections go (change it to move clients to another server). */
+  target: number;
   /** Connections cut so far. */
   cuts = 0;
   readonly #server: Server;
   readonly #pairs = new Set<[Socket, Socket]>();
   #refusing = false;
 
-  private constructor(server: Server) {
+  private constructor(server: Server, target: number) {
     this.#server = server;
     this.port = (server.address() as AddressInfo).port;
+    this.target = target;
   }
 
   /** Starts a proxy to 127.0.0.1:`targetPort`. */
@@ -20,8 +23,8 @@ export class TcpProxy {
     const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const proxy = new TcpProxy(server);
-    server.on('connection', (client) => proxy.#accept(client, targetPort));
+    const proxy = new TcpProxy(server, targetPort);
+    server.on('connection', (client) => proxy.#accept(client));
     return proxy;
   }
 
@@ -45,13 +48,13 @@ export class TcpProxy {
     await new Promise((resolve) => this.#server.close(resolve));
   }
 
-  #accept(client: Socket, targetPort: number): void {
+  #accept(client: Socket): void {
     client.on('error', () => {});
     if (this.#refusing) {
       client.destroy();
       return;
     }
-    const upstream = connect(targetPort, '127.0.0.1');
+    const upstream = connect(this.target, '127.0.0.1');
     upstream.on('error', () => {});
     const pair: [Socket, Socket] = [client, upstream];
     this.#pairs.add(pair);
