@@ -8,6 +8,7 @@ export type { CanSubscribe } from './server/control-handler.js';
 export type { WorkerFault, FaultKind } from './encode/pool.js';
 export {
   BatchcastError,
+  BrokerError,
   CallbackError,
   ClosedError,
   ERROR_CODES,

@@ -163,10 +163,14 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     }).filter((entry) => entry.firstSeq + entry.count > from);
   }
 
-  /** Closes both connections. */
+  /**
+   * Closes both connections: politely (QUIT) when Redis is there, at once when it is not
+   * (a QUIT would wait for a reconnect that may never come). Publishes still waiting fail.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([this.#cmd.quit(), this.#sub.quit()]);
+    const polite = (client: Redis) => (client.status === 'ready' ? client.quit().then(() => undefined, () => undefined) : Promise.resolve());
+    await Promise.race([Promise.all([polite(this.#cmd), polite(this.#sub)]), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     this.#cmd.disconnect();
     this.#sub.disconnect();
   }

@@ -43,6 +43,9 @@ export async function serve(options: ServeOptions): Promise<Served> {
   broadcaster.on('encodeError', (error) => log.error(`[batchcast] ${error.message}`));
   broadcaster.on('messageError', (error) => log.error(`[batchcast] ${error.code}: ${error.message}`));
   broadcaster.on('callbackError', (error) => log.error(`[batchcast] ${error.code}: ${error.message}`));
+  // In a cluster: Redis must answer before we take clients (ready rejects with a clear BrokerError, reported by the CLI).
+  await broadcaster.ready;
+  broadcaster.on('brokerError', (error) => log.error(`[batchcast] ${error.code}: ${error.message}`));
   broadcaster.on('fault', (fault) => log.error(`[batchcast] worker ${fault.kind} on channel "${fault.channel}" (attempt ${fault.attempt}); ${fault.recovery === 'retry' ? 'retrying' : 'encoding inline'}: ${fault.error.message}`));
 
   await new Promise<void>((resolve, reject) => {
@@ -58,6 +61,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
   const shown = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
   const { config } = broadcaster;
   log.info(`batchcast listening on ws://${shown}:${port}${options.path} (preset ${config.preset}, codec ${config.codec}, ${config.poolSize} encoder thread${config.poolSize === 1 ? '' : 's'}, batches of ${config.batchSize} / ${config.batchDelayMs} ms)`);
+  if (config.redisUrl !== undefined) log.info(`  cluster node: Redis ${config.redisUrl.replace(/\/\/[^@/]*@/, '//…@')}, key prefix "${config.redisPrefix}"`);
   log.info(`  POST http://${shown}:${port}/publish/:channel   GET /stats   GET /healthz${options.publishToken === undefined ? '   (publish: loopback only; set BATCHCAST_PUBLISH_TOKEN to open it)' : ''}`);
 
   const stopDemo = options.demo ? startDemoFeed(broadcaster, options.demoRate) : null;

@@ -6,6 +6,8 @@ export class TcpProxy {
   readonly port: number;
   /** Where new connections go (change it to move clients to another server). */
   target: number;
+  /** Added latency, each way, in ms (0: none). Chunks keep their order. */
+  delayMs = 0;
   /** Connections cut so far. */
   cuts = 0;
   readonly #server: Server;
@@ -65,7 +67,14 @@ export class TcpProxy {
     };
     client.once('close', done);
     upstream.once('close', done);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (this.delayMs === 0) {
+      client.pipe(upstream);
+      upstream.pipe(client);
+      return;
+    }
+    const delay = this.delayMs;
+    // Timers of equal delay fire in the order they were set: the byte stream stays in order.
+    client.on('data', (chunk: Buffer) => setTimeout(() => upstream.write(chunk), delay));
+    upstream.on('data', (chunk: Buffer) => setTimeout(() => client.write(chunk), delay));
   }
 }
