@@ -59,7 +59,8 @@ describe('broadcast end to end (real ws, real Piscina workers)', () => {
     // Rates are per whole second, sampled once a second.
     await waitFor(() => broadcaster!.stats().messagesPerSecond > 0 && broadcaster!.stats().pool.utilization > 0, 5_000, 'a rate sample');
     const stats = broadcaster!.stats();
-    expect(stats.messagesPerSecond).toBeLessThanOrEqual(1000);
+    // 1000 messages in all; the once-a-second sample may come a millisecond early (1000 / 0.999 s rounds to 1001).
+    expect(stats.messagesPerSecond).toBeLessThanOrEqual(1010);
     expect(stats.pool).toMatchObject({ threads: 1, queueSize: 0, inFlight: 0, faults: { error: 0, crash: 0, timeout: 0, inline: 0 } });
     expect(stats.pool.utilization).toBeLessThanOrEqual(1);
     expect(stats.batches).toBe(2);

@@ -113,6 +113,7 @@ describe('positions kept by the application', () => {
       broadcaster.publish('a', { n });
       broadcaster.publish('b', { n });
     }
+    await waitFor(() => broadcaster.history('a').nextSeq === 50 && broadcaster.history('b').nextSeq === 50, 5_000, 'the batches released');
     const second = follow(url, { since: { a: stored.a! }, reconnect: false });
     await waitFor(() => second.recovered.length === 1, 5_000, 'the recovery of a');
     second.client.subscribe({ channel: 'b', since: stored.b! });
