@@ -16,13 +16,12 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-options.js';
 import { createCluster, type Cluster } from './broker/cluster.js';
-import { ChannelTable, type ChannelState } from './channels.js';
+import { ChannelTable } from './channels.js';
 import { checkServerOption, resolveConfig, type ResolvedConfig } from './config.js';
 import { AbandonedError, EncoderPool } from './encode/pool.js';
-import type { EncodeResult, EncodeSettings, EncodeTask } from './encode/task.js';
+import type { EncodeSettings, EncodeTask } from './encode/task.js';
 import {
   ClosedError,
-  ERROR_CODES,
   EncodeError,
   InvalidChannelError,
   InvalidConfigError,
@@ -40,7 +39,7 @@ import { readHistory, type HistoryPage, type HistoryQuery } from './history/read
 import { Recovery } from './history/recovery.js';
 import { isValidChannel } from './protocol/channel.js';
 import { Batcher, type Batch } from './publish/batcher.js';
-import { ReleaseStep } from './release/release.js';
+import { messageErrors, ReleaseStep } from './release/release.js';
 import { Sequencer } from './release/sequencer.js';
 import type { Connection } from './server/connection.js';
 import { ControlHandler } from './server/control-handler.js';
@@ -371,23 +370,15 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#pool.submit(task, (error, result) => {
       // Release first (the channel moves on whatever happened), then tell user code.
       this.#sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore });
-      if (result !== null) this.#reportRejected(state, result);
-      else if (!(error instanceof AbandonedError)) this.#events.defer('encodeError', new EncodeError(state.name, error!.message, { cause: error }));
+      if (result?.rejected) {
+        this.#counters.messagesRejected += result.rejected.length;
+        for (const rejected of messageErrors(state.name, result.rejected, this.config.maxMessageBytes)) this.#events.defer('messageError', rejected);
+      }
+      if (result === null && !(error instanceof AbandonedError)) this.#events.defer('encodeError', new EncodeError(state.name, error!.message, { cause: error }));
       if (this.#pool.inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       this.#batcher.drain();
     });
   };
-
-  #reportRejected(state: ChannelState, result: EncodeResult): void {
-    if (result.rejected === null) return;
-    this.#counters.messagesRejected += result.rejected.length;
-    for (const rejected of result.rejected) {
-      const error = rejected.code === ERROR_CODES.MESSAGE_TOO_LARGE
-        ? new MessageTooLargeError(state.name, rejected.bytes ?? 0, this.config.maxMessageBytes, rejected.index)
-        : new InvalidMessageError(state.name, rejected.reason, rejected.index);
-      this.#events.defer('messageError', error);
-    }
-  }
 
   readonly #onSendError = (connection: Connection, error: Error): void => {
     this.#counters.sendErrors++;

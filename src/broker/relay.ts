@@ -156,14 +156,7 @@ export class ClusterRelay {
   };
 
   #accept(state: ChannelState, link: ClusterLink, frame: BrokerFrame): void {
-    if (frame.epoch !== state.epoch) {
-      const { epoch, nextSeq } = state;
-      state.epoch = frame.epoch;
-      state.nextSeq = frame.firstSeq;
-      this.#options.forgetHistory(state);
-      this.counters.epochChanges++;
-      this.#options.epochChanged(state, epoch, nextSeq);
-    }
+    if (frame.epoch !== state.epoch) this.#newEpoch(state, frame.epoch, frame.firstSeq);
     if (frame.firstSeq + frame.count <= state.nextSeq) return; // delivered already (read from the stream)
     if (frame.firstSeq > state.nextSeq) {
       link.held = [frame];
@@ -203,6 +196,16 @@ export class ClusterRelay {
     }
   }
 
+  /** Redis started the channel's history over: the channel moves to it, local history goes, subscribers are told. */
+  #newEpoch(state: ChannelState, epoch: string, nextSeq: number): void {
+    const old = { epoch: state.epoch, nextSeq: state.nextSeq };
+    state.epoch = epoch;
+    state.nextSeq = nextSeq;
+    this.#options.forgetHistory(state);
+    this.counters.epochChanges++;
+    this.#options.epochChanged(state, old.epoch, old.nextSeq);
+  }
+
   /** After a reconnect to Redis: fill what was missed, or announce a new epoch. */
   async #resync(state: ChannelState, link: ClusterLink): Promise<void> {
     if (link.held !== null) return;
@@ -216,12 +219,7 @@ export class ClusterRelay {
     }
     if (state.cluster !== link) return;
     if (position.epoch !== state.epoch) {
-      const { epoch, nextSeq } = state;
-      state.epoch = position.epoch;
-      state.nextSeq = position.nextSeq;
-      this.#options.forgetHistory(state);
-      this.counters.epochChanges++;
-      this.#options.epochChanged(state, epoch, nextSeq);
+      this.#newEpoch(state, position.epoch, position.nextSeq);
       this.#drain(state, link, []);
       return;
     }

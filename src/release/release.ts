@@ -8,6 +8,8 @@
  */
 import type { ChannelState, Released } from '../channels.js';
 import { fanOut, type FanoutCounters, type FanoutOptions } from '../fanout/fanout.js';
+import type { RejectedMessage } from '../encode/task.js';
+import { ERROR_CODES, InvalidMessageError, MessageTooLargeError } from '../errors.js';
 import type { HistoryStore } from '../history/history.js';
 import { writeFirstSeq } from '../protocol/envelope.js';
 import { wsPayloadOffset } from '../protocol/ws-frame.js';
@@ -89,3 +91,10 @@ export class ReleaseStep {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The `messageError` events for the messages a worker left out of a batch of `channel`. */
+export function messageErrors(channel: string, rejected: readonly RejectedMessage[], maxMessageBytes: number): (InvalidMessageError | MessageTooLargeError)[] {
+  return rejected.map((message) => message.code === ERROR_CODES.MESSAGE_TOO_LARGE
+    ? new MessageTooLargeError(channel, message.bytes ?? 0, maxMessageBytes, message.index)
+    : new InvalidMessageError(channel, message.reason, message.index));
+}

@@ -5,7 +5,8 @@
  * moves to another one and recovers from the shared stream, exactly once and in order.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type ClientMessage, type Gap } from '../../src/client/index.js';
+import type { ClientMessage } from '../../src/client/index.js';
+import { follow as followClient } from '../helpers/follower.js';
 import { waitFor } from '../helpers/harness.js';
 import { requireRedis, SHARED_REDIS, uniquePrefix } from '../helpers/redis.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -33,15 +34,7 @@ function publish(node: Node, channel: string, count: number, tag: string, perTic
   return node.process.ask(JSON.stringify({ cmd: 'publish', channel, count, tag, perTick }), 'published');
 }
 
-function follow(url: string, channels: string[]) {
-  const client = connect(url, { channels, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
-  cleanups.push(() => client.close());
-  const messages: ClientMessage[] = [];
-  const gaps: Gap[] = [];
-  client.on('message', (m) => messages.push(m));
-  client.on('gap', (g) => gaps.push(g));
-  return { client, messages, gaps };
-}
+const follow = (url: string, channels: string[]) => followClient(url, { channels }, cleanups);
 
 const view = (messages: ClientMessage[]) => messages.map((m) => `${m.seq}:${(m.data as { tag: string }).tag}${(m.data as { n: number }).n}`);
 

@@ -5,8 +5,9 @@
  * proxy adding latency: ordering and sequence numbers stay right).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type ClientMessage, type Gap } from '../../src/client/index.js';
+import type { ClientMessage } from '../../src/client/index.js';
 import { createBroadcaster, type Broadcaster, type BrokerError } from '../../src/index.js';
+import { follow as followClient } from '../helpers/follower.js';
 import { waitFor } from '../helpers/harness.js';
 import { PrivateRedis, requireRedis, uniquePrefix } from '../helpers/redis.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -28,15 +29,7 @@ async function node(redis: string, options: Record<string, unknown> = {}): Promi
   return broadcaster;
 }
 
-function follow(broadcaster: Broadcaster, channels: string[]) {
-  const client = connect(`ws://127.0.0.1:${broadcaster.address()!.port}/`, { channels, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
-  cleanups.push(() => client.close());
-  const messages: ClientMessage[] = [];
-  const gaps: Gap[] = [];
-  client.on('message', (m) => messages.push(m));
-  client.on('gap', (g) => gaps.push(g));
-  return { client, messages, gaps };
-}
+const follow = (broadcaster: Broadcaster, channels: string[]) => followClient(`ws://127.0.0.1:${broadcaster.address()!.port}/`, { channels }, cleanups);
 
 describe('Redis unreachable at start', () => {
   it('ready rejects with a BrokerError naming the address, within the connect timeout; nothing hangs', async () => {

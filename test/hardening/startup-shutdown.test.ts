@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBroadcaster, type ListenError, type WorkerFault } from '../../src/index.js';
+import { freePort } from '../helpers/harness.js';
 import { fixture, Resources, sleep } from '../reliability/support.js';
 
 const resources = new Resources();
@@ -14,15 +15,6 @@ afterEach(async () => {
   await resources.cleanup();
   for (const server of servers.splice(0)) server.close();
 });
-
-/** A port that is free now (taken and released). */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** Resolves true if something accepts TCP connections on 127.0.0.1:port. */
 async function accepting(port: number): Promise<boolean> {

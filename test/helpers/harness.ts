@@ -60,3 +60,13 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 10_000, what
 export function trade(i: number) {
   return { type: 'trade', symbol: 'BTC-USD', price: 43125.5 + i * 0.01, size: 0.0123 + (i % 7) * 0.001, side: i % 2 ? 'buy' : 'sell', ts: 1732550000000 + i, id: `T${i}`, exchange: 'coinbase', seq: i };
 }
+
+/** A TCP port free on 127.0.0.1 right now (taken and released). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}

@@ -5,7 +5,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from './harness.js';
 
 export const SHARED_REDIS = 'redis://127.0.0.1:6379';
 
@@ -34,14 +35,6 @@ export async function requireRedis(skip: () => void): Promise<void> {
 /** A key prefix of its own for one test, so tests sharing a Redis never see each other's channels. */
 export function uniquePrefix(): string {
   return `bct${process.pid}.${Date.now()}.${Math.floor(Math.random() * 1e6)}:`;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A `redis-server` of the test's own (no persistence), that it may kill and start again on the same port. */

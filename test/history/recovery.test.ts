@@ -5,8 +5,9 @@
  * restarted server is an `epoch` change, never a false gap.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type BatchcastClient, type ClientMessage, type Gap, type Recovered } from '../../src/client/index.js';
+import type { BatchcastClient, ClientMessage, ClientOptions } from '../../src/client/index.js';
 import { createBroadcaster, type Broadcaster } from '../../src/index.js';
+import { follow as followClient } from '../helpers/follower.js';
 import { waitFor } from '../helpers/harness.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { fixture, Resources, sleep } from '../reliability/support.js';
@@ -18,16 +19,8 @@ afterEach(async () => {
   await resources.cleanup();
 });
 
-function follow(url: string, options: Parameters<typeof connect>[1] = {}) {
-  const client = connect(url, { reconnect: { initialDelayMs: 20, maxDelayMs: 100 }, ...options });
-  closers.push(() => client.close());
-  const messages: ClientMessage[] = [];
-  const gaps: Gap[] = [];
-  const recovered: Recovered[] = [];
-  client.on('message', (m) => messages.push(m));
-  client.on('gap', (g) => gaps.push(g));
-  client.on('recovered', (r) => recovered.push(r));
-  return { client, messages, gaps, recovered };
+function follow(url: string, options: ClientOptions = {}) {
+  return followClient(url, options, closers);
 }
 
 async function proxied(broadcaster: Broadcaster): Promise<TcpProxy> {
