@@ -2,7 +2,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { ConfigOptions } from './config.js';
 import type { WorkerFault } from './encode/pool.js';
 import type { BrokerError, CallbackError, EncodeError, InvalidMessageError, ListenError, MessageTooLargeError } from './errors.js';
@@ -33,10 +33,11 @@ export interface BroadcasterOptions extends ConfigOptions {
   /** Advanced: a worker module to run instead of the built-in encoder (it must return the same results). */
   workerFilename?: string;
   /**
-   * Makes this broadcaster a node of a cluster: a redis:// URL, or an ioredis client whose
-   * settings are copied (it is duplicated, not used). Overrides `redisUrl` / `BATCHCAST_REDIS_URL`.
+   * Makes this broadcaster a node of a cluster: a redis:// URL (seed URLs, comma-separated,
+   * with `redisCluster`), or an ioredis Redis or Cluster whose settings are copied (it is
+   * duplicated, not used; a Cluster means Redis Cluster). Overrides `redisUrl` / `BATCHCAST_REDIS_URL`.
    */
-  redis?: string | Redis;
+  redis?: string | Redis | Cluster;
 }
 
 /** Events of a {@link Broadcaster}. */

@@ -41,6 +41,7 @@ export interface ResolvedConfig {
   historyTtlMs: number;
   historyTotalBytes: number;
   redisUrl: string | undefined;
+  redisCluster: boolean;
   redisPrefix: string;
   redisMaxPending: number;
   redisStreamLength: number;
@@ -97,7 +98,8 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   historyTtlMs: { env: 'BATCHCAST_HISTORY_TTL_MS', kind: { type: 'int', min: 0, max: 86_400_000 }, fallback: () => 120_000 },
   historyTotalBytes: { env: 'BATCHCAST_HISTORY_TOTAL_BYTES', kind: { type: 'int', min: 0, max: 2 ** 42 }, fallback: () => 128 * MiB },
   // A cluster: see README "Several nodes (Redis)".
-  redisUrl: { env: 'BATCHCAST_REDIS_URL', kind: { type: 'text', pattern: /^rediss?:\/\/\S+$/, expected: 'a redis:// or rediss:// URL' }, fallback: () => undefined },
+  redisUrl: { env: 'BATCHCAST_REDIS_URL', kind: { type: 'text', pattern: /^rediss?:\/\/[^\s,]+(,rediss?:\/\/[^\s,]+)*$/, expected: 'a redis:// or rediss:// URL (comma-separated seed URLs for a Redis Cluster)' }, fallback: () => undefined },
+  redisCluster: { env: 'BATCHCAST_REDIS_CLUSTER', kind: { type: 'bool' }, fallback: () => false },
   redisPrefix: { env: 'BATCHCAST_REDIS_PREFIX', kind: { type: 'text', pattern: /^[A-Za-z0-9_.:-]{0,64}$/, expected: 'up to 64 characters of [A-Za-z0-9_.:-]' }, fallback: () => 'bc:' },
   redisMaxPending: { env: 'BATCHCAST_REDIS_MAX_PENDING', kind: { type: 'int', min: 1, max: 1_000_000 }, fallback: () => 1_000 },
   redisStreamLength: { env: 'BATCHCAST_REDIS_STREAM_LENGTH', kind: { type: 'int', min: 1, max: 100_000_000 }, fallback: () => 10_000 },

@@ -1,8 +1,8 @@
 /** Makes a broadcaster a node of a cluster: the Redis connections and the relay, wired to the local pipeline. */
-import type { Redis } from 'ioredis';
+import type { Cluster as RedisCluster, Redis } from 'ioredis';
 import type { ChannelState, ChannelTable } from '../channels.js';
 import type { ResolvedConfig } from '../config.js';
-import { BrokerError } from '../errors.js';
+import { BrokerError, InvalidConfigError } from '../errors.js';
 import { writeFrame, type FanoutOptions } from '../fanout/fanout.js';
 import { noticeFrame } from '../fanout/notice.js';
 import { RedisBroker } from './redis.js';
@@ -22,10 +22,14 @@ export interface ClusterDeps {
   onBrokerError: (error: BrokerError) => void;
 }
 
-/** Connects to Redis (`redis`: a URL, or an ioredis client to copy settings from) and links the pipeline to it. */
-export function createCluster(config: ResolvedConfig, redis: string | Redis, deps: ClusterDeps): Cluster {
+/** Connects to Redis (`redis`: a URL or seed URLs, or an ioredis client or Cluster to copy settings from) and links the pipeline to it. */
+export function createCluster(config: ResolvedConfig, redis: string | Redis | RedisCluster, deps: ClusterDeps): Cluster {
+  if (typeof redis === 'string' && redis.includes(',') && !config.redisCluster) {
+    throw new InvalidConfigError('redisUrl', 'several URLs are the seeds of a Redis Cluster: set redisCluster (BATCHCAST_REDIS_CLUSTER=true) too');
+  }
   const broker = new RedisBroker({
     redis,
+    cluster: config.redisCluster,
     prefix: config.redisPrefix,
     maxPending: config.redisMaxPending,
     streamLength: config.redisStreamLength,

@@ -41,9 +41,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
  *
  * KEYS: epoch, next, stream, frames. ARGV: new epoch, key TTL (ms), count, dropped,
  * frame, stream max length (entries, approximate). Returns {epoch, firstSeq}.
- * Published payload: `<epoch>:<firstSeq>:<count>:` followed by the frame bytes.
+ * Published payload: `<epoch>:<firstSeq>:<count>:` followed by the frame bytes. On Redis
+ * Cluster the frame goes out with SPUBLISH (sharded pub/sub: only the channel's shard
+ * carries it, and the frames key shares the channel's hash tag, so the script may).
  */
-export const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
+export function publishScript(sharded: boolean): string {
+  return PUBLISH_SCRIPT.replace("'PUBLISH'", sharded ? "'SPUBLISH'" : "'PUBLISH'");
+}
+
+const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
 local count = tonumber(ARGV[3])
 local last = redis.call('INCRBY', KEYS[2], count + tonumber(ARGV[4]))
 local first = last - count

@@ -11,13 +11,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { BrokerError } from '../errors.js';
-import { channelKeys, channelOfFramesKey, POSITION_SCRIPT, PUBLISH_SCRIPT } from './keys.js';
+import { channelKeys, channelOfFramesKey, POSITION_SCRIPT, publishScript } from './keys.js';
 
 export interface RedisBrokerOptions {
-  /** A redis:// URL, or an ioredis client to take settings from (it is duplicated, not used directly). */
-  redis: string | Redis;
+  /**
+   * A redis:// URL (with `cluster`: comma-separated seed URLs), or an ioredis client or
+   * Cluster to take settings from (duplicated, not used directly; a Cluster means cluster mode).
+   */
+  redis: string | Redis | Cluster;
+  /** Redis Cluster: sharded pub/sub, keys spread by the channel's hash tag. */
+  cluster: boolean;
   prefix: string;
   maxPending: number;
   streamLength: number;
@@ -42,7 +47,8 @@ export interface BrokerCounters {
   reconnects: number;
 }
 
-type Scripted = Redis & {
+type Client = Redis | Cluster;
+type Scripted = Client & {
   bcPublish(e: string, n: string, s: string, f: string, epoch: string, ttl: number, count: number, dropped: number, frame: Buffer, maxLen: number): Promise<[string, string]>;
   bcPosition(e: string, n: string, s: string, epoch: string, ttl: number): Promise<[string, string]>;
 };
@@ -54,11 +60,14 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
   readonly ready: Promise<void>;
   readonly #options: RedisBrokerOptions;
   readonly #cmd: Scripted;
-  readonly #sub: Redis;
+  readonly #sub: Client;
+  readonly #sharded: boolean;
   /** Channel → local reasons to stay subscribed. */
   readonly #subscribed = new Map<string, number>();
   #pending = 0;
   #wasReady = false;
+  /** Lost after having been up, and not back yet. */
+  #down = false;
   /** The last connection error, to name in a failed start. */
   #lastError: Error | null = null;
   #closed = false;
@@ -67,21 +76,35 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     super();
     this.#options = options;
     const settings: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: false };
-    this.#cmd = (typeof options.redis === 'string' ? new Redis(options.redis, settings) : options.redis.duplicate(settings)) as Scripted;
-    this.#sub = this.#cmd.duplicate(settings);
+    this.#sharded = options.cluster || options.redis instanceof Cluster;
+    if (this.#sharded) {
+      const seeds = typeof options.redis === 'string' ? options.redis.split(',').map((url) => url.trim()) : null;
+      const make = (shardedSubscribers: boolean): Cluster => (seeds === null
+        ? (options.redis as Cluster).duplicate(undefined, { lazyConnect: true, shardedSubscribers, redisOptions: settings })
+        : new Cluster(seeds, { lazyConnect: true, shardedSubscribers, redisOptions: settings }));
+      this.#cmd = make(false) as Scripted;
+      this.#sub = make(true);
+    } else {
+      const cmd = typeof options.redis === 'string' ? new Redis(options.redis, settings) : (options.redis as Redis).duplicate(settings);
+      this.#cmd = cmd as Scripted;
+      this.#sub = cmd.duplicate(settings);
+    }
     // Reported through 'down', and through `ready` at start.
     for (const client of [this.#cmd, this.#sub]) client.on('error', (error: Error) => (this.#lastError = error));
-    this.#cmd.defineCommand('bcPublish', { numberOfKeys: 4, lua: PUBLISH_SCRIPT });
+    this.#cmd.defineCommand('bcPublish', { numberOfKeys: 4, lua: publishScript(this.#sharded) });
     this.#cmd.defineCommand('bcPosition', { numberOfKeys: 3, lua: POSITION_SCRIPT });
-    this.#sub.on('messageBuffer', (key: Buffer, message: Buffer) => this.#onMessage(key, message));
+    this.#sub.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (key: Buffer, message: Buffer) => this.#onMessage(key, message));
     this.#cmd.on('close', () => {
-      if (this.#wasReady && !this.#closed) this.emit('down', new BrokerError(`connection to Redis lost (${this.#describe()})`));
+      if (!this.#wasReady || this.#closed || this.#down) return;
+      this.#down = true;
+      this.emit('down', new BrokerError(`connection to Redis lost (${this.#describe()})`));
     });
+    // Back once the subscriber is: ioredis has re-subscribed by then.
     this.#sub.on('ready', () => {
-      if (this.#wasReady && !this.#closed) {
-        this.counters.reconnects++;
-        this.emit('up');
-      }
+      if (!this.#down || this.#closed) return;
+      this.#down = false;
+      this.counters.reconnects++;
+      this.emit('up');
     });
     this.ready = this.#connect();
     this.ready.catch(() => {});
@@ -128,7 +151,10 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
   async subscribe(channel: string): Promise<void> {
     const holders = this.#subscribed.get(channel) ?? 0;
     this.#subscribed.set(channel, holders + 1);
-    if (holders === 0) await this.#sub.subscribe(channelKeys(this.#options.prefix, channel)[3]);
+    if (holders === 0) {
+      const key = channelKeys(this.#options.prefix, channel)[3];
+      await (this.#sharded ? this.#sub.ssubscribe(key) : this.#sub.subscribe(key));
+    }
   }
 
   /** Releases one subscription; unsubscribes from Redis when the last one goes. */
@@ -136,7 +162,8 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     const holders = this.#subscribed.get(channel) ?? 0;
     if (holders <= 1) {
       this.#subscribed.delete(channel);
-      if (holders === 1) this.#sub.unsubscribe(channelKeys(this.#options.prefix, channel)[3]).catch(() => {});
+      const key = channelKeys(this.#options.prefix, channel)[3];
+      if (holders === 1) (this.#sharded ? this.#sub.sunsubscribe(key) : this.#sub.unsubscribe(key)).catch(() => {});
     } else this.#subscribed.set(channel, holders - 1);
   }
 
@@ -169,7 +196,7 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
    */
   async close(): Promise<void> {
     this.#closed = true;
-    const polite = (client: Redis) => (client.status === 'ready' ? client.quit().then(() => undefined, () => undefined) : Promise.resolve());
+    const polite = (client: Client) => (client.status === 'ready' ? client.quit().then(() => undefined, () => undefined) : Promise.resolve());
     await Promise.race([Promise.all([polite(this.#cmd), polite(this.#sub)]), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     this.#cmd.disconnect();
     this.#sub.disconnect();
@@ -214,6 +241,7 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
   }
 
   #describe(): string {
+    if (this.#cmd instanceof Cluster) return `cluster ${typeof this.#options.redis === 'string' ? this.#options.redis : '(from the given client)'}`;
     const { host, port } = this.#cmd.options;
     return `${host ?? '127.0.0.1'}:${port ?? 6379}`;
   }
