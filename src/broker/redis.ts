@@ -115,6 +115,11 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     return this.#pending;
   }
 
+  /** How long a start, or a subscription while Redis is away, may wait for Redis. */
+  get timeoutMs(): number {
+    return this.#options.connectTimeoutMs;
+  }
+
   /** Whether the command connection is up. */
   get connected(): boolean {
     return this.#cmd.status === 'ready';
@@ -154,6 +159,8 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     if (holders === 0) {
       const key = channelKeys(this.#options.prefix, channel)[3];
       await (this.#sharded ? this.#sub.ssubscribe(key) : this.#sub.subscribe(key));
+      // Released while Redis was answering: undo, or the subscription would outlive every holder.
+      if (!this.#subscribed.has(channel)) await (this.#sharded ? this.#sub.sunsubscribe(key) : this.#sub.unsubscribe(key)).catch(() => {});
     }
   }
 

@@ -12,7 +12,7 @@
  * epoch change (Redis lost its data) is announced to the channel's subscribers.
  */
 import type { ChannelState, ChannelTable } from '../channels.js';
-import type { BrokerError } from '../errors.js';
+import { BrokerError } from '../errors.js';
 import { writeFirstSeq } from '../protocol/envelope.js';
 import type { Position } from '../protocol/position.js';
 import { wsPayloadOffset } from '../protocol/ws-frame.js';
@@ -118,7 +118,8 @@ export class ClusterRelay {
    * reads from the stream what local history does not hold (null: nothing needed).
    */
   async prepare(state: ChannelState, since: Position | undefined): Promise<StoredFrame[] | null> {
-    await this.sync(state);
+    // While Redis is away the link waits for it; the client gets an answer (an error notice) within the timeout.
+    await withTimeout(this.sync(state), this.#options.broker.timeoutMs, `Redis did not answer within ${this.#options.broker.timeoutMs} ms`);
     if (since === undefined || since.epoch !== state.epoch) return null;
     const local = state.history === null ? state.nextSeq : state.history.earliest(state.nextSeq);
     return since.seq < local ? this.read(state, since.seq, local) : null;
@@ -226,4 +227,13 @@ export class ClusterRelay {
     if (position.nextSeq > state.nextSeq) await this.#fill(state, link, state.nextSeq, position.nextSeq);
     else this.#drain(state, link, []);
   }
+}
+
+/** `promise`, or a BrokerError once `ms` have passed. */
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new BrokerError(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

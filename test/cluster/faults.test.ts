@@ -56,8 +56,8 @@ describe('Redis lost while running', () => {
     }
     cleanups.push(() => redis.kill());
     prefix = uniquePrefix();
-    const a = await node(redis.url, { redisMaxPending: 5, batchSize: 10 });
-    const b = await node(redis.url, { redisMaxPending: 5, batchSize: 10 });
+    const a = await node(redis.url, { redisMaxPending: 5, batchSize: 10, redisConnectTimeoutMs: 1_000 });
+    const b = await node(redis.url, { redisMaxPending: 5, batchSize: 10, redisConnectTimeoutMs: 1_000 });
     /** Publishes n..to-1 on a in batches of 10, one batch at a time. */
     const publishInBatches = async (from: number, to: number) => {
       for (let n = from; n < to; n++) {
@@ -81,6 +81,13 @@ describe('Redis lost while running', () => {
     await waitFor(() => a.stats().cluster!.messagesDropped === 150, 5_000, '150 messages dropped');
     expect(a.stats().cluster).toMatchObject({ pending: 5, refused: 15 });
     await waitFor(() => errors.filter((message) => /did not reach Redis/.test(message)).length === 15, 5_000, 'one brokerError per dropped batch');
+
+    // A client subscribing while Redis is away gets an answer within redisConnectTimeoutMs, not silence.
+    const late = follow(a, ['other']);
+    const notices: Record<string, unknown>[] = [];
+    late.client.on('notice', (notice) => notices.push(notice));
+    await waitFor(() => notices.some((n) => n.op === 'error' && n.code === 'BATCHCAST_BROKER' && n.channel === 'other'), 5_000, 'an error notice for the subscribe');
+    late.client.close();
 
     await redis.start(); // empty: the channel's epoch is gone
     await waitFor(() => onA.client.positions.feed?.epoch !== epoch && onB.client.positions.feed?.epoch !== epoch, 10_000, 'both clients to learn the new epoch');
