@@ -7,12 +7,14 @@
  * schedules rows and writes results (stdout table, JSON, SVG charts).
  */
 import { execFileSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { writeCharts } from './lib/charts.js';
+import { clusterText, runClusterBench, type ClusterBenchOptions, type ClusterBenchResult } from './lib/cluster.js';
 import { historyText, runHistoryBench, type HistoryBenchOptions, type HistoryBenchResult } from './lib/history.js';
 import { VARIANT_INFO, type RowSpec, type Scenario, type VariantName } from './lib/ipc.js';
 import { HELP, parseOptions, type BenchOptions } from './lib/options.js';
@@ -210,6 +212,17 @@ async function main(): Promise<void> {
     if (history.error !== undefined) process.stderr.write(`  history scenario failed: ${history.error}\n`);
   }
 
+  let cluster: ClusterBenchResult | null = null;
+  const clusterOptions: ClusterBenchOptions = {
+    redis: opts.redisUrl, rate: opts.rate, clientsPerNode: opts.clusterClients, warmupMs: opts.warmupMs, durationMs: opts.durationMs, preset: opts.preset, poolSize: opts.poolSize,
+  };
+  if (opts.scenarios.includes('cluster')) {
+    const { hostname, port } = new URL(opts.redisUrl);
+    cluster = await runClusterBench(clusterOptions, await redisAnswers(hostname, Number(port || 6379)), (label) => progress(label, 2 * (opts.warmupMs + opts.durationMs) + 5000));
+    if (cluster.error !== undefined) process.stderr.write(`  cluster scenario failed: ${cluster.error}\n`);
+    if (cluster.skipped !== undefined) process.stderr.write(`  cluster scenario skipped: ${cluster.skipped}\n`);
+  }
+
   const rows = aggregate([...rowsResults, ...satResults]);
   const costs = fanoutCosts(rows);
   const scaling = encodeScaling(encodeRows);
@@ -241,10 +254,10 @@ async function main(): Promise<void> {
       sustained: 'producer kept >= 98% of its schedule, every client received every message in order within the grace period, clients not saturated',
     },
   };
-  const results = { meta, options: opts, rows, fanoutCosts: costs, encode: encodeRows, encodeScaling: scaling, costModel: costRows, saturation: sat, targets: goals, history, raw: [...rowsResults, ...satResults] };
+  const results = { meta, options: opts, rows, fanoutCosts: costs, encode: encodeRows, encodeScaling: scaling, costModel: costRows, saturation: sat, targets: goals, history, cluster, raw: [...rowsResults, ...satResults] };
 
   const subtitle = `${meta.cores} cores · ${meta.cpuModel} · node ${meta.node} · ${opts.profile} · ${meta.date.slice(0, 16)}Z`;
-  const text = renderText(opts, rows, costs, encodeRows, scaling, costRows, sat, goals, meta) + (history === null ? '' : `${historyText(history, historyOptions)}\n`);
+  const text = renderText(opts, rows, costs, encodeRows, scaling, costRows, sat, goals, meta) + (history === null ? '' : `${historyText(history, historyOptions)}\n`) + (cluster === null ? '' : `${clusterText(cluster, clusterOptions)}\n`);
   process.stdout.write(text);
 
   await mkdir(opts.out, { recursive: true });
@@ -288,6 +301,21 @@ function renderText(
   parts.push(`\n== Targets ==\n${targetsTable(goals)}`);
   for (const goal of goals) if (goal.note !== '') parts.push(`  ${goal.id}: ${goal.note}`);
   return `${parts.join('\n')}\n`;
+}
+
+/** True if a Redis server answers PING at host:port. */
+function redisAnswers(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (data: Buffer) => done(data.toString().startsWith('+PONG')));
+  });
 }
 
 function gitCommit(): string | null {

@@ -45,6 +45,7 @@ interface Results {
     storm: { clients: number; allLiveMs: number; gaps: number; statuses: Record<string, number>; recoveredPerClient: number; server: { eldMaxMs: number; framesReplayed: number } } | null;
     error?: string;
   };
+  cluster: { rows: { layout: string; busyUsPerMsg: number; latP50Ms: number; wireBytesPerMsg: number }[]; skipped?: string; error?: string };
 }
 
 const VARIANTS = ['naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack'];
@@ -78,6 +79,20 @@ describe('bench --smoke', () => {
     expect(stdout).toContain('== Targets ==');
     expect(stdout).toContain('== History: memory');
     expect(stdout).toContain('== History: reconnect storm');
+    expect(stdout).toContain('== Cluster');
+  });
+
+  it('measures a node of a Redis cluster next to a single node', () => {
+    expect(results.cluster.error).toBeUndefined();
+    // Redis is part of the test setup (.ci/run starts it); without it locally the scenario says it was skipped.
+    if (results.cluster.skipped !== undefined && process.env.CI !== 'true') return;
+    expect(results.cluster.skipped).toBeUndefined();
+    expect(results.cluster.rows.map((r) => r.layout)).toEqual(['single node (no Redis)', 'cluster: publishing node', 'cluster: receiving node']);
+    for (const row of results.cluster.rows) {
+      expect(row.busyUsPerMsg, row.layout).toBeGreaterThan(0);
+      expect(row.latP50Ms, row.layout).toBeGreaterThan(0);
+      expect(row.wireBytesPerMsg, row.layout).toBeGreaterThan(1);
+    }
   });
 
   it('measures history memory and a reconnect storm in which every client recovers without a gap', () => {

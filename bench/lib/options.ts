@@ -6,8 +6,8 @@ import { PRESETS, type PresetName } from '../../src/config.js';
 import { VARIANTS, type Scenario, type VariantName } from './ipc.js';
 import { SHAPES, type Shape } from './workload.js';
 
-export type ScenarioName = Scenario | 'encode' | 'history';
-export const SCENARIOS: readonly ScenarioName[] = ['fanout', 'large', 'encode', 'saturation', 'history'];
+export type ScenarioName = Scenario | 'encode' | 'history' | 'cluster';
+export const SCENARIOS: readonly ScenarioName[] = ['fanout', 'large', 'encode', 'saturation', 'history', 'cluster'];
 
 export interface BenchOptions {
   profile: 'quick' | 'full' | 'smoke';
@@ -53,6 +53,9 @@ export interface BenchOptions {
   stormClients: number;
   stormRate: number;
   stormOutageMs: number;
+  /** Cluster: the Redis to use, and clients per node. */
+  redisUrl: string;
+  clusterClients: number;
   out: string;
   charts: boolean;
   /** Re-render the charts of an earlier results JSON into --out, and run nothing. */
@@ -69,7 +72,7 @@ Profiles (flags given after a profile override it):
   --smoke                seconds; tiny workload (what npm test runs)
 
 Selection:
-  --scenarios LIST       fanout,large,encode,saturation,history (default: all)
+  --scenarios LIST       fanout,large,encode,saturation,history,cluster (default: all; cluster needs Redis)
   --variants LIST        variants for fanout/large/saturation: ${VARIANTS.join(',')}
   --codec C              batchcast codecs to run: json, msgpack or both (default both)
   --clients LIST         fan-out subscriber counts (default 20,200)
@@ -99,6 +102,8 @@ Scenario settings:
   --storm-clients N      reconnect storm: clients that drop and recover at once (default 1000)
   --storm-rate N         reconnect storm: msgs/s on the channel (default 5000)
   --storm-outage MS      reconnect storm: how long the clients are away (default 2000)
+  --redis-url URL        cluster: the Redis to use (default redis://127.0.0.1:6379)
+  --cluster-clients N    cluster: clients per node (default 20)
 
 Measurement:
   --tick-ms N            publish a burst every N ms (default 5)
@@ -168,6 +173,8 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       'storm-clients': { type: 'string' },
       'storm-rate': { type: 'string' },
       'storm-outage': { type: 'string' },
+      'redis-url': { type: 'string' },
+      'cluster-clients': { type: 'string' },
     },
   });
   if (values.help === true) return null;
@@ -219,6 +226,8 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     stormClients: 1000,
     stormRate: 5000,
     stormOutageMs: 2000,
+    redisUrl: 'redis://127.0.0.1:6379',
+    clusterClients: 20,
     out: defaultOut,
     charts: true,
     chartsFrom: null,
@@ -236,7 +245,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       clients: [3], rate: 2000, warmupMs: 200, durationMs: 400, graceMs: 3000, largeSizesKB: [16], largeClients: 2, largeRate: 20,
       sizeVariants: [], satClients: 2, satStart: 2000, satMax: 2000, satDurationMs: 300, saturationVariants: ['seed-inline', 'batchcast'],
       encodeLevels: [6], encodePools: [1], encodeRoundMs: 50, encodeRounds: 1,
-      historySeconds: 1, historyRate: 2000, stormClients: 20, stormRate: 1000, stormOutageMs: 300,
+      historySeconds: 1, historyRate: 2000, stormClients: 20, stormRate: 1000, stormOutageMs: 300, clusterClients: 3,
     } satisfies Partial<BenchOptions>);
   }
 
@@ -284,6 +293,8 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values['storm-clients'] !== undefined) o.stormClients = int(values['storm-clients'], 'storm-clients', 1);
   if (values['storm-rate'] !== undefined) o.stormRate = int(values['storm-rate'], 'storm-rate', 1);
   if (values['storm-outage'] !== undefined) o.stormOutageMs = int(values['storm-outage'], 'storm-outage', 1);
+  if (values['redis-url'] !== undefined) o.redisUrl = values['redis-url'];
+  if (values['cluster-clients'] !== undefined) o.clusterClients = int(values['cluster-clients'], 'cluster-clients', 1);
   if (values['tick-ms'] !== undefined) o.tickMs = int(values['tick-ms'], 'tick-ms', 1);
   if (values['eld-resolution'] !== undefined) o.eldResolutionMs = int(values['eld-resolution'], 'eld-resolution', 1);
   if (values.probes !== undefined) o.probes = int(values.probes, 'probes', 1);
