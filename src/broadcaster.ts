@@ -254,11 +254,14 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /**
    * Reads a channel's history: the messages from `since` (default: the oldest held) on,
    * at most `limit` (default 1000), decoded. Also says where the stream is and what
-   * history still holds, so a caller can tell whether `since` was covered.
+   * history still holds, so a caller can tell whether `since` was covered. In a cluster
+   * it reads the channel's Redis stream when this node's own history does not hold `since`.
    */
-  history(channel: string, query: HistoryQuery = {}): HistoryPage {
+  async history(channel: string, query: HistoryQuery = {}): Promise<HistoryPage> {
     if (!isValidChannel(channel)) throw new InvalidChannelError(channel);
-    return readHistory(this.#channels.get(channel) ?? null, channel, this.#channels.epoch, this.#channels.nextSeq(channel), query);
+    const state = this.#channels.get(channel);
+    if (this.#cluster !== null) return this.#cluster.relay.history(state, channel, query);
+    return readHistory(state ?? null, channel, this.#channels.epoch, this.#channels.nextSeq(channel), query);
   }
 
   /** Closes every open batch now instead of waiting for its size or delay. */

@@ -16,6 +16,7 @@ import { BrokerError } from '../errors.js';
 import { writeFirstSeq } from '../protocol/envelope.js';
 import type { Position } from '../protocol/position.js';
 import { wsPayloadOffset } from '../protocol/ws-frame.js';
+import { checkQuery, pageOf, readHistory, type HistoryPage, type HistoryQuery } from '../history/read.js';
 import type { BrokerFrame, RedisBroker } from './redis.js';
 
 /** A node's link to one channel in Redis (on its ChannelState). */
@@ -123,6 +124,22 @@ export class ClusterRelay {
     if (since === undefined || since.epoch !== state.epoch) return null;
     const local = state.history === null ? state.nextSeq : state.history.earliest(state.nextSeq);
     return since.seq < local ? this.read(state, since.seq, local) : null;
+  }
+
+  /**
+   * A page of the channel's history for an application (`history()` in a cluster): from
+   * this node's local history when it is linked and holds `since`, else from the stream.
+   */
+  async history(state: ChannelState | undefined, channel: string, query: HistoryQuery): Promise<HistoryPage> {
+    const limit = checkQuery(query);
+    const local = state?.cluster?.ready === true ? state.history?.earliest(state.nextSeq) ?? state.nextSeq : Number.POSITIVE_INFINITY;
+    if (state !== undefined && query.since !== undefined && query.since >= local) return readHistory(state, channel, state.epoch, state.nextSeq, query);
+    const { broker } = this.#options;
+    const { epoch, nextSeq } = await broker.position(channel);
+    const [first] = await broker.read(channel, 0, nextSeq, 1);
+    const earliestSeq = first?.firstSeq ?? nextSeq;
+    const frames = await broker.read(channel, query.since ?? earliestSeq, nextSeq, limit);
+    return pageOf({ channel, epoch, nextSeq, earliestSeq }, query, frames);
   }
 
   /** Frames `from`..`to − 1` of the channel's stream, seqs stamped, for a recovery that needs more than local history. */

@@ -5,6 +5,7 @@
  */
 import { inflateRawSync } from 'node:zlib';
 import type { ChannelState } from '../channels.js';
+import type { ChannelHistory } from './history.js';
 import { InvalidConfigError } from '../errors.js';
 import { decodeFrame } from '../protocol/decode.js';
 import { wsPayloadOffset } from '../protocol/ws-frame.js';
@@ -33,11 +34,8 @@ export interface HistoryPage {
 export const MAX_HISTORY_LIMIT = 100_000;
 const inflate = (body: Uint8Array, maxBytes: number) => inflateRawSync(body, { maxOutputLength: maxBytes });
 
-/**
- * Reads `state`'s history (null: a channel with no live state, so nothing held; its
- * stream is at `idleNextSeq`). Throws InvalidConfigError for a bad query.
- */
-export function readHistory(state: ChannelState | null, channel: string, epoch: string, idleNextSeq: number, query: HistoryQuery): HistoryPage {
+/** Checks a query; returns its limit. Throws InvalidConfigError naming the bad field. */
+export function checkQuery(query: HistoryQuery): number {
   const limit = query.limit ?? 1000;
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) {
     throw new InvalidConfigError('limit', `${String(limit)} is out of range; expected an integer 1..${MAX_HISTORY_LIMIT}`);
@@ -45,18 +43,33 @@ export function readHistory(state: ChannelState | null, channel: string, epoch: 
   if (query.since !== undefined && (!Number.isSafeInteger(query.since) || query.since < 0)) {
     throw new InvalidConfigError('since', `${String(query.since)} is not a sequence number; expected an integer >= 0`);
   }
-  const nextSeq = state?.nextSeq ?? idleNextSeq;
-  const history = state?.history ?? null;
-  const earliestSeq = history === null ? nextSeq : history.earliest(nextSeq);
-  const since = query.since ?? earliestSeq;
-  const page: HistoryPage = { channel, epoch: state?.epoch ?? epoch, nextSeq, earliestSeq, complete: since >= earliestSeq, messages: [], more: false };
-  if (history === null) return page;
-  for (let entry = history.find(since); entry !== undefined; entry = history.find(entry.firstSeq + entry.count)) {
-    const frame = entry.frame;
-    const decoded = decodeFrame(frame.subarray(wsPayloadOffset(frame)), inflate);
+  return limit;
+}
+
+/** A held frame: where its messages start, how many, and the WebSocket frame itself. */
+export interface HeldFrame {
+  firstSeq: number;
+  count: number;
+  frame: Buffer;
+}
+
+/**
+ * A page from held frames (oldest first, from the one holding `since`): their messages
+ * from `since` on, at most `limit`, decoded.
+ */
+export function pageOf(
+  where: { channel: string; epoch: string; nextSeq: number; earliestSeq: number },
+  query: HistoryQuery,
+  frames: Iterable<HeldFrame>,
+): HistoryPage {
+  const limit = checkQuery(query);
+  const since = query.since ?? where.earliestSeq;
+  const page: HistoryPage = { ...where, complete: since >= where.earliestSeq, messages: [], more: false };
+  for (const held of frames) {
+    const decoded = decodeFrame(held.frame.subarray(wsPayloadOffset(held.frame)), inflate);
     if (decoded.kind !== 'batch') continue;
     for (let i = 0; i < decoded.messages.length; i++) {
-      const seq = entry.firstSeq + i;
+      const seq = held.firstSeq + i;
       if (seq < since) continue;
       if (page.messages.length === limit) {
         page.more = true;
@@ -66,4 +79,20 @@ export function readHistory(state: ChannelState | null, channel: string, epoch: 
     }
   }
   return page;
+}
+
+/**
+ * Reads this process's history of a channel (`state` null: no live state, so nothing
+ * held; its stream is at `idleNextSeq`). Throws InvalidConfigError for a bad query.
+ */
+export function readHistory(state: ChannelState | null, channel: string, epoch: string, idleNextSeq: number, query: HistoryQuery): HistoryPage {
+  checkQuery(query);
+  const nextSeq = state?.nextSeq ?? idleNextSeq;
+  const history = state?.history ?? null;
+  const earliestSeq = history === null ? nextSeq : history.earliest(nextSeq);
+  return pageOf({ channel, epoch: state?.epoch ?? epoch, nextSeq, earliestSeq }, query, history === null ? [] : held(history, query.since ?? earliestSeq));
+}
+
+function* held(history: ChannelHistory, since: number): Generator<HeldFrame> {
+  for (let entry = history.find(since); entry !== undefined; entry = history.find(entry.firstSeq + entry.count)) yield entry;
 }

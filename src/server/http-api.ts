@@ -126,12 +126,13 @@ function readHistoryRequest(broadcaster: Broadcaster, channel: string, url: stri
     const text = params.get(name);
     return text === null || text === '' ? undefined : /^\d+$/.test(text) ? Number(text) : Number.NaN;
   };
-  try {
-    json(response, 200, broadcaster.history(channel, { since: number('since'), limit: number('limit') }));
-  } catch (error) {
-    if (!(error instanceof BatchcastError)) throw error;
-    json(response, 400, { error: error.message, code: error.code });
-  }
+  broadcaster.history(channel, { since: number('since'), limit: number('limit') }).then(
+    (page) => json(response, 200, page),
+    (error: unknown) => {
+      if (error instanceof BatchcastError) json(response, error.code === ERROR_CODES.BROKER ? 503 : 400, { error: error.message, code: error.code });
+      else json(response, 500, { error: `history failed: ${(error as Error).message}` });
+    },
+  );
 }
 
 /** After a 413, how much more of an upload is read and dropped, and for how long, before the connection is cut. */

@@ -56,6 +56,15 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 10_000, what
   }
 }
 
+/** {@link waitFor} with an async predicate, polled every 5 ms. */
+export async function waitForAsync(predicate: () => Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /** A ~160-byte trade message. */
 export function trade(i: number) {
   return { type: 'trade', symbol: 'BTC-USD', price: 43125.5 + i * 0.01, size: 0.0123 + (i % 7) * 0.001, side: i % 2 ? 'buy' : 'sell', ts: 1732550000000 + i, id: `T${i}`, exchange: 'coinbase', seq: i };

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBroadcaster, type Broadcaster } from '../../src/index.js';
 import { createHttpApi } from '../../src/server/http-api.js';
-import { waitFor } from '../helpers/harness.js';
+import { waitForAsync } from '../helpers/harness.js';
 import { Resources } from '../reliability/support.js';
 
 const resources = new Resources();
@@ -23,7 +23,7 @@ afterEach(async () => {
 
 async function published(broadcaster: Broadcaster, channel: string, total: number): Promise<void> {
   broadcaster.flush();
-  await waitFor(() => broadcaster.history(channel, { limit: 1 }).nextSeq === total, 5_000, `${total} messages released on ${channel}`);
+  await waitForAsync(async () => (await broadcaster.history(channel, { limit: 1 })).nextSeq === total, 5_000, `${total} messages released on ${channel}`);
 }
 
 describe('history bounds', () => {
@@ -31,7 +31,7 @@ describe('history bounds', () => {
     const { broadcaster } = await resources.start({ batchSize: 10, batchDelayMs: 5, historyMessages: 35, maxQueue: 1000 });
     for (let n = 0; n < 100; n++) broadcaster.publish('m', { n });
     await published(broadcaster, 'm', 100);
-    const page = broadcaster.history('m');
+    const page = await broadcaster.history('m');
     // Whole batches of 10: 35 allows three (70..99).
     expect(page).toMatchObject({ channel: 'm', nextSeq: 100, earliestSeq: 70, complete: true, more: false });
     expect(page.messages.map((m) => m.seq)).toEqual(Array.from({ length: 30 }, (_, i) => 70 + i));
@@ -46,7 +46,7 @@ describe('history bounds', () => {
     for (let n = 0; n < 20; n++) broadcaster.publish('a', { n, pad });
     await published(broadcaster, 'a', 20);
     expect(broadcaster.stats().history.bytes).toBeLessThanOrEqual(6_100);
-    expect(broadcaster.history('a').messages.length).toBe(5);
+    expect((await broadcaster.history('a')).messages.length).toBe(5);
     for (let n = 0; n < 20; n++) broadcaster.publish('b', { n, pad });
     for (let n = 0; n < 20; n++) broadcaster.publish('c', { n, pad });
     await published(broadcaster, 'b', 20);
@@ -55,7 +55,7 @@ describe('history bounds', () => {
     expect(stats.bytes).toBeLessThanOrEqual(14_500);
     expect(stats.frames).toBe(12);
     // The oldest over all channels went first: 'a' (published first) lost the most.
-    const held = ['a', 'b', 'c'].map((channel) => broadcaster.history(channel).messages.length);
+    const held = await Promise.all(['a', 'b', 'c'].map(async (channel) => (await broadcaster.history(channel)).messages.length));
     expect(held[0]).toBeLessThan(held[2]!);
     expect(held[2]).toBe(5);
   });
@@ -64,9 +64,9 @@ describe('history bounds', () => {
     const { broadcaster } = await resources.start({ batchSize: 5, batchDelayMs: 5, historyTtlMs: 200 });
     for (let n = 0; n < 10; n++) broadcaster.publish('t', { n });
     await published(broadcaster, 't', 10);
-    expect(broadcaster.history('t').messages).toHaveLength(10);
-    await waitFor(() => broadcaster.history('t').messages.length === 0, 5_000, 'the frames to age out');
-    expect(broadcaster.history('t')).toMatchObject({ nextSeq: 10, earliestSeq: 10, messages: [] });
+    expect((await broadcaster.history('t')).messages).toHaveLength(10);
+    await waitForAsync(async () => (await broadcaster.history('t')).messages.length === 0, 5_000, 'the frames to age out');
+    expect(await broadcaster.history('t')).toMatchObject({ nextSeq: 10, earliestSeq: 10, messages: [] });
   });
 
   it('is off when a bound is 0: nothing kept, recovery always evicted', async () => {
@@ -74,8 +74,8 @@ describe('history bounds', () => {
     for (let n = 0; n < 10; n++) broadcaster.publish('off', { n });
     await published(broadcaster, 'off', 10);
     expect(broadcaster.stats().history).toMatchObject({ enabled: false, frames: 0 });
-    expect(broadcaster.history('off')).toMatchObject({ nextSeq: 10, earliestSeq: 10, complete: true, messages: [] });
-    expect(broadcaster.history('off', { since: 3 }).complete).toBe(false);
+    expect(await broadcaster.history('off')).toMatchObject({ nextSeq: 10, earliestSeq: 10, complete: true, messages: [] });
+    expect((await broadcaster.history('off', { since: 3 })).complete).toBe(false);
   });
 });
 
@@ -84,16 +84,16 @@ describe('reading history', () => {
     const { broadcaster } = await resources.start({ batchSize: 7, batchDelayMs: 5, codec: 'msgpack' });
     for (let n = 0; n < 50; n++) broadcaster.publish('p', { n });
     await published(broadcaster, 'p', 50);
-    const first = broadcaster.history('p', { since: 10, limit: 15 });
+    const first = await broadcaster.history('p', { since: 10, limit: 15 });
     expect(first.messages.map((m) => m.seq)).toEqual(Array.from({ length: 15 }, (_, i) => 10 + i));
     expect(first.more).toBe(true);
-    const rest = broadcaster.history('p', { since: 25, limit: 1000 });
+    const rest = await broadcaster.history('p', { since: 25, limit: 1000 });
     expect(rest.messages.map((m) => m.seq)).toEqual(Array.from({ length: 25 }, (_, i) => 25 + i));
     expect(rest.more).toBe(false);
-    expect(broadcaster.history('unknown')).toMatchObject({ nextSeq: 0, earliestSeq: 0, messages: [], epoch: first.epoch });
-    expect(() => broadcaster.history('p', { limit: 0 })).toThrowError(expect.objectContaining({ code: 'BATCHCAST_INVALID_CONFIG' }));
-    expect(() => broadcaster.history('p', { since: -1 })).toThrowError(expect.objectContaining({ code: 'BATCHCAST_INVALID_CONFIG' }));
-    expect(() => broadcaster.history('bad name')).toThrowError(expect.objectContaining({ code: 'BATCHCAST_INVALID_CHANNEL' }));
+    expect(await broadcaster.history('unknown')).toMatchObject({ nextSeq: 0, earliestSeq: 0, messages: [], epoch: first.epoch });
+    await expect(broadcaster.history('p', { limit: 0 })).rejects.toMatchObject({ code: 'BATCHCAST_INVALID_CONFIG' });
+    await expect(broadcaster.history('p', { since: -1 })).rejects.toMatchObject({ code: 'BATCHCAST_INVALID_CONFIG' });
+    await expect(broadcaster.history('bad name')).rejects.toMatchObject({ code: 'BATCHCAST_INVALID_CHANNEL' });
   });
 
   it('GET /history/:channel answers JSON pages, behind the publish access rule', async () => {
@@ -111,7 +111,7 @@ describe('reading history', () => {
     expect((await fetch(`${base}/history/h`)).status).toBe(401);
     const page = await (await fetch(`${base}/history/h?since=20&limit=5`, { headers: auth })).json() as { messages: { seq: number; data: { n: number } }[]; more: boolean; nextSeq: number; epoch: string };
     expect(page.messages).toEqual([20, 21, 22, 23, 24].map((seq) => ({ seq, data: { n: seq } })));
-    expect(page).toMatchObject({ more: true, nextSeq: 30, epoch: broadcaster.history('h').epoch });
+    expect(page).toMatchObject({ more: true, nextSeq: 30, epoch: (await broadcaster.history('h')).epoch });
     const bad = await fetch(`${base}/history/h?limit=abc`, { headers: auth });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ code: 'BATCHCAST_INVALID_CONFIG' });
@@ -128,7 +128,7 @@ describe('bad recovery input from clients', () => {
       broadcaster.publish('secret', { n });
     }
     await published(broadcaster, 'secret', 20);
-    const epoch = broadcaster.history('ok').epoch;
+    const epoch = (await broadcaster.history('ok')).epoch;
     const other = await resources.client(url, ['ok']);
     const client = await resources.client(url);
     client.ws.send(JSON.stringify({

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BatchcastClient, ClientMessage, ClientOptions } from '../../src/client/index.js';
 import { createBroadcaster, type Broadcaster } from '../../src/index.js';
 import { follow as followClient } from '../helpers/follower.js';
-import { waitFor } from '../helpers/harness.js';
+import { waitFor, waitForAsync } from '../helpers/harness.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { fixture, Resources, sleep } from '../reliability/support.js';
 
@@ -76,7 +76,7 @@ describe('recovery through a TCP proxy that cuts the connection', () => {
     proxy.cut();
     for (let n = 100; n < 1100; n++) broadcaster.publish('feed', { n }); // history keeps the last 200: 900..1099
     await waitFor(() => broadcaster.stats().batches === 22, 5_000, 'the batches during the outage');
-    expect(broadcaster.history('feed').earliestSeq).toBe(900);
+    expect((await broadcaster.history('feed')).earliestSeq).toBe(900);
     proxy.refuse(false);
     await waitFor(() => recovered.length === 1, 10_000, 'the recovery');
     for (let n = 1100; n < 1200; n++) broadcaster.publish('feed', { n });
@@ -106,7 +106,7 @@ describe('positions kept by the application', () => {
       broadcaster.publish('a', { n });
       broadcaster.publish('b', { n });
     }
-    await waitFor(() => broadcaster.history('a').nextSeq === 50 && broadcaster.history('b').nextSeq === 50, 5_000, 'the batches released');
+    await waitForAsync(async () => (await broadcaster.history('a')).nextSeq === 50 && (await broadcaster.history('b')).nextSeq === 50, 5_000, 'the batches released');
     const second = follow(url, { since: { a: stored.a! }, reconnect: false });
     await waitFor(() => second.recovered.length === 1, 5_000, 'the recovery of a');
     second.client.subscribe({ channel: 'b', since: stored.b! });
@@ -142,7 +142,7 @@ describe('server restart', () => {
     await second.ready;
     for (let n = 0; n < publishedBefore; n++) second.publish('feed', { n: 1000 + n }); // nobody listens yet
     second.flush();
-    await waitFor(() => second.history('feed').nextSeq === publishedBefore, 5_000, 'the new server to publish');
+    await waitForAsync(async () => (await second.history('feed')).nextSeq === publishedBefore, 5_000, 'the new server to publish');
     proxy.refuse(false);
     await waitFor(() => client.positions.feed?.epoch !== oldEpoch && client.connected, 10_000, 'the client to reconnect');
     for (let n = 0; n < 20; n++) second.publish('feed', { n: 2000 + n });
@@ -151,7 +151,7 @@ describe('server restart', () => {
     expect(gaps).toEqual([{ channel: 'feed', reason: 'epoch', expected: 50, received: publishedBefore, missed: null, epoch: client.positions.feed!.epoch }]);
     expect(messages.slice(50).map((m) => m.seq)).toEqual(range(publishedBefore, publishedBefore + 20));
     expect(data(messages.slice(50))).toEqual(range(2000, 2020));
-    expect(client.positions.feed).toEqual({ epoch: second.history('feed').epoch, seq: publishedBefore + 20 });
+    expect(client.positions.feed).toEqual({ epoch: (await second.history('feed')).epoch, seq: publishedBefore + 20 });
     expect(client.positions.feed!.epoch).not.toBe(oldEpoch);
   });
 });
