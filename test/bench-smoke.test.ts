@@ -87,7 +87,9 @@ describe('bench --smoke', () => {
     // Redis is part of the test setup (.ci/run starts it); without it locally the scenario says it was skipped.
     if (results.cluster.skipped !== undefined && process.env.CI !== 'true') return;
     expect(results.cluster.skipped).toBeUndefined();
-    expect(results.cluster.rows.map((r) => r.layout)).toEqual(['single node (no Redis)', 'cluster: publishing node', 'cluster: receiving node']);
+    expect(results.cluster.rows.map((r) => r.layout)).toEqual([
+      'single node (no Redis)', 'cluster: publishing node', 'cluster: receiving node', 'socket.io: publishing node', 'socket.io: receiving node',
+    ]);
     for (const row of results.cluster.rows) {
       expect(row.busyUsPerMsg, row.layout).toBeGreaterThan(0);
       expect(row.latP50Ms, row.layout).toBeGreaterThan(0);

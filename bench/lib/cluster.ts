@@ -2,14 +2,16 @@
  * The cluster scenario: what a node's main thread pays for a batch published on another
  * node (received from Redis: no encode, only the seq stamp, history and the writes),
  * next to the publishing node and to a single node with the same subscribers, and the
- * latency Redis adds. Needs Redis (the `redis` URL); skipped with a note without it.
+ * latency Redis adds; and the same two-node workload on Socket.IO with its Redis adapter.
+ * Needs Redis (the `redis` URL); skipped with a note without it.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import type { PresetName } from '../../src/config.js';
+import { PRESETS, type PresetName } from '../../src/config.js';
 import type { ClientsMeasure, ClusterClientsArgs } from '../cluster-clients.js';
 import type { ClusterNodeArgs, NodeMeasure } from '../cluster-node.js';
+import type { SocketIoNodeArgs } from '../socketio-node.js';
 import { table } from './report.js';
 import { fmt } from './stats.js';
 
@@ -70,18 +72,22 @@ async function stopAll(children: ChildProcess[]): Promise<void> {
 }
 
 /** One layout: nodes (the first publishes), clients on every node, one measured window. */
-async function measure(o: ClusterBenchOptions, redis: string | null, nodes: number, label: string[]): Promise<ClusterRow[]> {
+async function measure(o: ClusterBenchOptions, kind: 'batchcast' | 'socketio', redis: string | null, nodes: number, label: string[]): Promise<ClusterRow[]> {
   const prefix = `bcbench${process.pid}.${Date.now()}:`;
   const children: ChildProcess[] = [];
   try {
     const ports: number[] = [];
     for (let i = 0; i < nodes; i++) {
-      const args: ClusterNodeArgs = { redis, prefix, rate: i === 0 ? o.rate : 0, preset: o.preset, poolSize: o.poolSize };
-      const child = fork(here('../cluster-node.js'), [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const rate = i === 0 ? o.rate : 0;
+      const preset = PRESETS[o.preset];
+      const [script, args] = kind === 'batchcast'
+        ? ['../cluster-node.js', { redis, prefix, rate, preset: o.preset, poolSize: o.poolSize } satisfies ClusterNodeArgs]
+        : ['../socketio-node.js', { redis: redis!, prefix, rate, batchSize: preset.batchSize, batchDelayMs: preset.batchDelayMs } satisfies SocketIoNodeArgs];
+      const child = fork(here(script), [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(child);
       ports.push((await ask<{ port: number }>(child, null, 'ready')).port);
     }
-    const clientArgs: ClusterClientsArgs = { ports, perNode: o.clientsPerNode };
+    const clientArgs: ClusterClientsArgs = { ports, perNode: o.clientsPerNode, protocol: kind };
     const clients = fork(here('../cluster-clients.js'), [JSON.stringify(clientArgs)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.push(clients);
     await ask(clients, null, 'ready');
@@ -113,9 +119,11 @@ export async function runClusterBench(o: ClusterBenchOptions, reachable: boolean
   const result: ClusterBenchResult = { rows: [] };
   try {
     progress(`cluster · single node · ${o.clientsPerNode} clients`);
-    result.rows.push(...(await measure(o, null, 1, ['single node (no Redis)'])));
+    result.rows.push(...(await measure(o, 'batchcast', null, 1, ['single node (no Redis)'])));
     progress(`cluster · two nodes through Redis · ${o.clientsPerNode} clients each`);
-    result.rows.push(...(await measure(o, o.redis, 2, ['cluster: publishing node', 'cluster: receiving node'])));
+    result.rows.push(...(await measure(o, 'batchcast', o.redis, 2, ['cluster: publishing node', 'cluster: receiving node'])));
+    progress(`cluster · Socket.IO + redis-adapter, two nodes · ${o.clientsPerNode} clients each`);
+    result.rows.push(...(await measure(o, 'socketio', o.redis, 2, ['socket.io: publishing node', 'socket.io: receiving node'])));
   } catch (error) {
     result.error = (error as Error).message;
   }
