@@ -215,6 +215,7 @@ async function main(): Promise<void> {
   let cluster: ClusterBenchResult | null = null;
   const clusterOptions: ClusterBenchOptions = {
     redis: opts.redisUrl, rate: opts.rate, clientsPerNode: opts.clusterClients, warmupMs: opts.warmupMs, durationMs: opts.durationMs, preset: opts.preset, poolSize: opts.poolSize,
+    socketIo: opts.clusterSocketIo,
   };
   if (opts.scenarios.includes('cluster')) {
     const { hostname, port } = new URL(opts.redisUrl);

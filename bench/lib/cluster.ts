@@ -26,6 +26,7 @@ export interface ClusterBenchOptions {
   durationMs: number;
   preset: PresetName;
   poolSize: number;
+  socketIo: boolean;
 }
 
 export interface ClusterRow {
@@ -122,8 +123,10 @@ export async function runClusterBench(o: ClusterBenchOptions, reachable: boolean
     result.rows.push(...(await measure(o, 'batchcast', null, 1, ['single node (no Redis)'])));
     progress(`cluster · two nodes through Redis · ${o.clientsPerNode} clients each`);
     result.rows.push(...(await measure(o, 'batchcast', o.redis, 2, ['cluster: publishing node', 'cluster: receiving node'])));
-    progress(`cluster · Socket.IO + redis-adapter, two nodes · ${o.clientsPerNode} clients each`);
-    result.rows.push(...(await measure(o, 'socketio', o.redis, 2, ['socket.io: publishing node', 'socket.io: receiving node'])));
+    if (o.socketIo) {
+      progress(`cluster · Socket.IO + redis-adapter, two nodes · ${o.clientsPerNode} clients each`);
+      result.rows.push(...(await measure(o, 'socketio', o.redis, 2, ['socket.io: publishing node', 'socket.io: receiving node'])));
+    }
   } catch (error) {
     result.error = (error as Error).message;
   }

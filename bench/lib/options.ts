@@ -56,6 +56,8 @@ export interface BenchOptions {
   /** Cluster: the Redis to use, and clients per node. */
   redisUrl: string;
   clusterClients: number;
+  /** Cluster: also run Socket.IO with its Redis adapter. */
+  clusterSocketIo: boolean;
   out: string;
   charts: boolean;
   /** Re-render the charts of an earlier results JSON into --out, and run nothing. */
@@ -104,6 +106,7 @@ Scenario settings:
   --storm-outage MS      reconnect storm: how long the clients are away (default 2000)
   --redis-url URL        cluster: the Redis to use (default redis://127.0.0.1:6379)
   --cluster-clients N    cluster: clients per node (default 20)
+  --no-socketio          cluster: skip the Socket.IO rows (e.g. with many clients: it sends 14x the bytes)
 
 Measurement:
   --tick-ms N            publish a burst every N ms (default 5)
@@ -175,6 +178,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       'storm-outage': { type: 'string' },
       'redis-url': { type: 'string' },
       'cluster-clients': { type: 'string' },
+      'no-socketio': { type: 'boolean' },
     },
   });
   if (values.help === true) return null;
@@ -228,6 +232,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     stormOutageMs: 2000,
     redisUrl: 'redis://127.0.0.1:6379',
     clusterClients: 20,
+    clusterSocketIo: true,
     out: defaultOut,
     charts: true,
     chartsFrom: null,
@@ -295,6 +300,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values['storm-outage'] !== undefined) o.stormOutageMs = int(values['storm-outage'], 'storm-outage', 1);
   if (values['redis-url'] !== undefined) o.redisUrl = values['redis-url'];
   if (values['cluster-clients'] !== undefined) o.clusterClients = int(values['cluster-clients'], 'cluster-clients', 1);
+  if (values['no-socketio'] === true) o.clusterSocketIo = false;
   if (values['tick-ms'] !== undefined) o.tickMs = int(values['tick-ms'], 'tick-ms', 1);
   if (values['eld-resolution'] !== undefined) o.eldResolutionMs = int(values['eld-resolution'], 'eld-resolution', 1);
   if (values.probes !== undefined) o.probes = int(values.probes, 'probes', 1);
