@@ -19,6 +19,8 @@ import { wsPayloadOffset } from '../protocol/ws-frame.js';
 import { checkQuery, pageOf, readHistory, type HistoryPage, type HistoryQuery } from '../history/read.js';
 import type { BrokerFrame, RedisBroker } from './redis.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /** A node's link to one channel in Redis (on its ChannelState). */
 export interface ClusterLink {
   /** Subscribed in Redis and the position is known. */
@@ -68,6 +70,11 @@ export class ClusterRelay {
     this.#options = options;
     options.broker.on('frame', this.#onFrame);
     options.broker.on('up', () => {
+      // Messages dropped while Redis was away take their numbers now, not at the channel's next publish.
+      for (const [channel, dropped] of [...this.#carry]) {
+        this.#carry.delete(channel);
+        options.broker.publish(channel, 0, dropped, EMPTY).catch(() => this.#carry.set(channel, (this.#carry.get(channel) ?? 0) + dropped));
+      }
       // Frames published while this node was cut off never came through pub/sub: compare positions.
       for (const state of options.channels.values()) if (state.cluster?.ready === true) void this.#resync(state, state.cluster);
     });
