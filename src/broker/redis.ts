@@ -44,6 +44,8 @@ export interface BrokerCounters {
   published: number;
   refused: number;
   received: number;
+  /** Messages on our pub/sub channels that were not batchcast frames (dropped). */
+  malformed: number;
   reconnects: number;
 }
 
@@ -55,7 +57,7 @@ type Scripted = Client & {
 
 /** Talks to Redis for one node. Emits `frame` (BrokerFrame), `down` and `up` (after a reconnect). */
 export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [BrokerError]; up: [] }> {
-  readonly counters: BrokerCounters = { published: 0, refused: 0, received: 0, reconnects: 0 };
+  readonly counters: BrokerCounters = { published: 0, refused: 0, received: 0, malformed: 0, reconnects: 0 };
   /** Resolves once both connections are up; rejects with BrokerError after `connectTimeoutMs`. */
   readonly ready: Promise<void>;
   readonly #options: RedisBrokerOptions;
@@ -236,15 +238,16 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     const a = message.indexOf(0x3a);
     const b = message.indexOf(0x3a, a + 1);
     const c = message.indexOf(0x3a, b + 1);
-    if (a < 0 || b < 0 || c < 0) return;
+    const epoch = a > 0 ? message.toString('latin1', 0, a) : '';
+    const firstSeq = b > a + 1 ? Number(message.toString('latin1', a + 1, b)) : Number.NaN;
+    const count = c > b + 1 ? Number(message.toString('latin1', b + 1, c)) : Number.NaN;
+    // Someone else publishing on our key names (a prefix shared by mistake) must not break a channel: drop what is not ours.
+    if (epoch === '' || !Number.isSafeInteger(firstSeq) || firstSeq < 0 || !Number.isSafeInteger(count) || count < 1 || c + 1 >= message.length) {
+      this.counters.malformed++;
+      return;
+    }
     this.counters.received++;
-    this.emit('frame', {
-      channel,
-      epoch: message.toString('latin1', 0, a),
-      firstSeq: Number(message.toString('latin1', a + 1, b)),
-      count: Number(message.toString('latin1', b + 1, c)),
-      frame: message.subarray(c + 1),
-    });
+    this.emit('frame', { channel, epoch, firstSeq, count, frame: message.subarray(c + 1) });
   }
 
   #describe(): string {

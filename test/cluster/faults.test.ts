@@ -2,14 +2,16 @@
  * A cluster when Redis misbehaves: unreachable at start (a clear error, fast), lost
  * while running (publishing bounded, every loss counted and reported, clients told
  * through an epoch change, and the nodes carry on when Redis is back), and slow (a
- * proxy adding latency: ordering and sequence numbers stay right).
+ * proxy adding latency: ordering and sequence numbers stay right), and shared with
+ * something else publishing on our keys (dropped, counted, the channel carries on).
  */
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClientMessage } from '../../src/client/index.js';
 import { createBroadcaster, type Broadcaster, type BrokerError } from '../../src/index.js';
 import { follow as followClient } from '../helpers/follower.js';
 import { waitFor } from '../helpers/harness.js';
-import { PrivateRedis, requireRedis, uniquePrefix } from '../helpers/redis.js';
+import { PrivateRedis, requireRedis, SHARED_REDIS, uniquePrefix } from '../helpers/redis.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -135,4 +137,24 @@ describe('a slow Redis', () => {
     }
     expect([...onA.gaps, ...onB.gaps]).toEqual([]);
   }, 60_000);
+});
+
+describe('foreign messages on our keys', () => {
+  it('pub/sub messages that are not batchcast frames are dropped and counted; the channel carries on', async (context) => {
+    await requireRedis(() => context.skip());
+    prefix = uniquePrefix();
+    const a = await node(SHARED_REDIS);
+    const onA = follow(a, ['shared']);
+    await waitFor(() => onA.client.positions.shared !== undefined, 10_000, 'subscription');
+    const stranger = new Redis(SHARED_REDIS);
+    cleanups.push(() => stranger.quit());
+    const framesKey = `${prefix}{shared}:f`;
+    const junk = ['hello', 'e1:x:3:body', 'e1:5:0:body', ':0:1:body', 'e1:0:1:', 'e1:-1:1:body', 'e1:99999999999999999999:1:body'];
+    for (const payload of junk) await stranger.publish(framesKey, payload);
+    for (let n = 0; n < 20; n++) a.publish('shared', { n });
+    await waitFor(() => onA.messages.length === 20, 10_000, '20 messages');
+    expect(onA.messages.map((m) => m.seq)).toEqual([...Array(20).keys()]);
+    expect(onA.gaps).toEqual([]);
+    expect(a.stats().cluster!.malformed).toBe(junk.length);
+  }, 30_000);
 });
