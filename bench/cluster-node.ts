@@ -4,10 +4,9 @@
  * delivers what other nodes publish). Measures its main thread over a window on request:
  * event-loop utilization, main-thread CPU (schedstat), event-loop delay.
  */
-import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import type { PresetName } from '../src/config.js';
 import { createBroadcaster } from '../src/index.js';
-import { mainThreadSched } from './lib/stats.js';
+import { answerMeasurements } from './lib/node-measure.js';
 import { epochNow, makeWorkload } from './lib/workload.js';
 
 export interface ClusterNodeArgs {
@@ -16,20 +15,6 @@ export interface ClusterNodeArgs {
   rate: number;
   preset: PresetName;
   poolSize: number;
-}
-
-export type ToClusterNode = { type: 'measure-start' } | { type: 'measure-stop' } | { type: 'stop' };
-
-export interface NodeMeasure {
-  type: 'measure';
-  windowMs: number;
-  elu: number;
-  /** Main-thread CPU time in the window (schedstat), µs. */
-  mainCpuUs: number;
-  published: number;
-  framesSent: number;
-  eldP99Ms: number;
-  eldMaxMs: number;
 }
 
 const args = JSON.parse(process.argv[2]!) as ClusterNodeArgs;
@@ -50,26 +35,8 @@ const feed = args.rate === 0 ? null : setInterval(() => {
   for (let i = 0; i < count; i++) broadcaster.publish('bench', workload.object(published++, t));
 }, TICK_MS);
 
-let eld: IntervalHistogram | null = null;
-let start = { at: 0, elu: performance.eventLoopUtilization(), sched: mainThreadSched(), published: 0, framesSent: 0 };
-process.on('message', (message: ToClusterNode) => {
-  if (message.type === 'measure-start') {
-    eld = monitorEventLoopDelay({ resolution: 10 });
-    eld.enable();
-    start = { at: performance.now(), elu: performance.eventLoopUtilization(), sched: mainThreadSched(), published, framesSent: broadcaster.stats().framesSent };
-  } else if (message.type === 'measure-stop') {
-    eld!.disable();
-    const sched = mainThreadSched();
-    const measure: NodeMeasure = {
-      type: 'measure', windowMs: performance.now() - start.at, elu: performance.eventLoopUtilization(start.elu).utilization,
-      mainCpuUs: sched === null || start.sched === null ? Number.NaN : (sched.runNs - start.sched.runNs) / 1000,
-      published: published - start.published, framesSent: broadcaster.stats().framesSent - start.framesSent,
-      eldP99Ms: eld!.percentile(99) / 1e6, eldMaxMs: eld!.max / 1e6,
-    };
-    process.send!(measure);
-  } else if (message.type === 'stop') {
-    if (feed !== null) clearInterval(feed);
-    void broadcaster.close().then(() => process.exit(0));
-  }
+answerMeasurements(() => ({ published, framesSent: broadcaster.stats().framesSent }), async () => {
+  if (feed !== null) clearInterval(feed);
+  await broadcaster.close();
 });
 process.send!({ type: 'ready', port: broadcaster.address()!.port });

@@ -7,12 +7,12 @@
  * schedules rows and writes results (stdout table, JSON, SVG charts).
  */
 import { execFileSync } from 'node:child_process';
-import { connect } from 'node:net';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { writeCharts } from './lib/charts.js';
 import { clusterText, runClusterBench, type ClusterBenchOptions, type ClusterBenchResult } from './lib/cluster.js';
 import { historyText, runHistoryBench, type HistoryBenchOptions, type HistoryBenchResult } from './lib/history.js';
@@ -218,8 +218,7 @@ async function main(): Promise<void> {
     socketIo: opts.clusterSocketIo,
   };
   if (opts.scenarios.includes('cluster')) {
-    const { hostname, port } = new URL(opts.redisUrl);
-    cluster = await runClusterBench(clusterOptions, await redisAnswers(hostname, Number(port || 6379)), (label) => progress(label, 2 * (opts.warmupMs + opts.durationMs) + 5000));
+    cluster = await runClusterBench(clusterOptions, await redisAnswers(opts.redisUrl), (label) => progress(label, 2 * (opts.warmupMs + opts.durationMs) + 5000));
     if (cluster.error !== undefined) process.stderr.write(`  cluster scenario failed: ${cluster.error}\n`);
     if (cluster.skipped !== undefined) process.stderr.write(`  cluster scenario skipped: ${cluster.skipped}\n`);
   }
@@ -304,19 +303,18 @@ function renderText(
   return `${parts.join('\n')}\n`;
 }
 
-/** True if a Redis server answers PING at host:port. */
-function redisAnswers(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, host);
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data: Buffer) => done(data.toString().startsWith('+PONG')));
-  });
+/** True if the Redis server at `url` answers PING within a second (the scenario is skipped if not). */
+async function redisAnswers(url: string): Promise<boolean> {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on('error', () => {}); // the rejected connect() below says it; no "unhandled error event" noise
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
 }
 
 function gitCommit(): string | null {

@@ -8,12 +8,10 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
-import type { NodeMeasure, ToClusterNode } from './cluster-node.js';
-import { mainThreadSched } from './lib/stats.js';
+import { answerMeasurements } from './lib/node-measure.js';
 import { epochNow, makeWorkload } from './lib/workload.js';
 
 export interface SocketIoNodeArgs {
@@ -62,29 +60,10 @@ const feed = args.rate === 0 ? null : setInterval(() => {
   }
 }, TICK_MS);
 
-let eld: IntervalHistogram | null = null;
-let start = { at: 0, elu: performance.eventLoopUtilization(), sched: mainThreadSched(), published: 0, framesSent: 0 };
-process.on('message', (message: ToClusterNode) => {
-  if (message.type === 'measure-start') {
-    eld = monitorEventLoopDelay({ resolution: 10 });
-    eld.enable();
-    start = { at: performance.now(), elu: performance.eventLoopUtilization(), sched: mainThreadSched(), published, framesSent };
-  } else if (message.type === 'measure-stop') {
-    eld!.disable();
-    const sched = mainThreadSched();
-    const measure: NodeMeasure = {
-      type: 'measure', windowMs: performance.now() - start.at, elu: performance.eventLoopUtilization(start.elu).utilization,
-      mainCpuUs: sched === null || start.sched === null ? Number.NaN : (sched.runNs - start.sched.runNs) / 1000,
-      published: published - start.published, framesSent: framesSent - start.framesSent, eldP99Ms: eld!.percentile(99) / 1e6, eldMaxMs: eld!.max / 1e6,
-    };
-    process.send!(measure);
-  } else if (message.type === 'stop') {
-    if (feed !== null) clearInterval(feed);
-    void io.close().then(() => {
-      pub.disconnect();
-      sub.disconnect();
-      process.exit(0);
-    });
-  }
+answerMeasurements(() => ({ published, framesSent }), async () => {
+  if (feed !== null) clearInterval(feed);
+  await io.close();
+  pub.disconnect();
+  sub.disconnect();
 });
 process.send!({ type: 'ready', port: (http.address() as AddressInfo).port });

@@ -10,8 +10,10 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { PRESETS, type PresetName } from '../../src/config.js';
 import type { ClientsMeasure, ClusterClientsArgs } from '../cluster-clients.js';
-import type { ClusterNodeArgs, NodeMeasure } from '../cluster-node.js';
+import type { ClusterNodeArgs } from '../cluster-node.js';
 import type { SocketIoNodeArgs } from '../socketio-node.js';
+import { ask } from './ipc.js';
+import type { NodeMeasure } from './node-measure.js';
 import { table } from './report.js';
 import { fmt } from './stats.js';
 
@@ -46,21 +48,6 @@ export interface ClusterBenchResult {
   rows: ClusterRow[];
   skipped?: string;
   error?: string;
-}
-
-function ask<T>(child: ChildProcess, message: unknown, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (reply: { type: string }) => {
-      if (reply.type !== type) return;
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      resolve(reply as T);
-    };
-    const onExit = (code: number | null) => reject(new Error(`${type}: a bench process exited (${code})`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-    if (message !== null) child.send(message as never);
-  });
 }
 
 async function stopAll(children: ChildProcess[]): Promise<void> {

@@ -10,10 +10,11 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { PRESETS, SETTINGS, type PresetName } from '../../src/config.js';
 import { FRAME_OVERHEAD_BYTES } from '../../src/history/history.js';
-import type { HistoryClientsArgs, StormReport, ToHistoryClients } from '../history-clients.js';
+import type { HistoryClientsArgs, StormReport } from '../history-clients.js';
 import type { HistorySample, HistoryServerArgs, StormMeasure, ToHistoryServer } from '../history-server.js';
-import { fmt } from './stats.js';
+import { ask } from './ipc.js';
 import { table } from './report.js';
+import { fmt } from './stats.js';
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
@@ -58,22 +59,6 @@ export interface HistoryBenchResult {
   memory: MemoryRow[];
   storm: StormRow | null;
   error?: string;
-}
-
-/** Sends `message` to `child` and resolves with its next message of `type`. */
-function ask<T>(child: ChildProcess, message: unknown, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (reply: { type: string }) => {
-      if (reply.type !== type) return;
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      resolve(reply as T);
-    };
-    const onExit = (code: number | null) => reject(new Error(`${type}: the bench process exited (${code})`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-    if (message !== null) child.send(message as ToHistoryServer | ToHistoryClients);
-  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

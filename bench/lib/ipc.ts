@@ -204,3 +204,13 @@ export function nextMessage<T>(child: ChildProcess, accept: (message: T) => bool
     child.on('exit', onExit);
   });
 }
+
+/**
+ * Sends `message` to `child` (null: sends nothing) and resolves with its next message of
+ * `type`; rejects if the child exits or reports an error first, or after `timeoutMs`.
+ */
+export function ask<T>(child: ChildProcess, message: unknown, type: string, timeoutMs = 600_000): Promise<T> {
+  const answer = nextMessage<T>(child, (reply) => (reply as { type?: string }).type === type, timeoutMs, type);
+  if (message !== null) child.send(message as never);
+  return answer;
+}
