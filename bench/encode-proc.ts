@@ -98,6 +98,7 @@ async function run(args: EncodeArgs): Promise<EncodeRow[]> {
         const task = (b: number): EncodeTask => ({
           codec, compressionThreshold: args.threshold, compressionLevel: level, maxMessageBytes: 64 * 2 ** 20,
           validateSerialized: false, channel: 'bench', items: batches[b % DISTINCT]!, serialized: null,
+          compressionWindowBits: 15, smallWindowBits: 0, adler32: false,
         });
         const configs = [0, ...args.poolSizes];
         const samples = new Map<number, Sample[]>(configs.map((c) => [c, []]));
@@ -209,6 +210,7 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
   const body = Buffer.from(JSON.stringify(objects()));
   const task = (items: unknown[], serialized: true | null): EncodeTask => ({
     codec: 'json', compressionThreshold: args.threshold, compressionLevel: 6, maxMessageBytes: 64 * 2 ** 20, validateSerialized: true, channel: 'bench', items, serialized,
+    compressionWindowBits: 15, smallWindowBits: 0, adler32: false,
   });
   const cpuUs = () => (mainThreadSched()?.runNs ?? performance.now() * 1e6) / 1000;
   const steps: [string, () => Promise<number> | number][] = [
@@ -265,6 +267,7 @@ async function snapshotCosts(args: EncodeArgs): Promise<CostRow[]> {
   let seq = 0;
   const task = (items: unknown[]): EncodeTask => ({
     codec: 'json', compressionThreshold: args.threshold, compressionLevel: 6, maxMessageBytes: 64 * 2 ** 20, validateSerialized: true, channel: 'bench', items, serialized: null,
+    compressionWindowBits: 15, smallWindowBits: 0, adler32: false,
   });
   const steps: [string, () => number | Promise<number>][] = [
     ['1 MB snapshot: JSON.stringify(message)', () => { const m = workload.object(seq++, 1732550000000.125); return time(() => JSON.stringify(m)); }],

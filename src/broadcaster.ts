@@ -32,6 +32,8 @@ import {
 } from './errors.js';
 import { CatchUp } from './fanout/catch-up.js';
 import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
+import { seedNeeded, smallWindowNeeded } from './fanout/forms.js';
+import { ReplayForms, type LayoutCounters } from './fanout/layout.js';
 import { noticeFrame, type Notice } from './fanout/notice.js';
 import { Subscriptions } from './fanout/subscriptions.js';
 import { HistoryStore } from './history/history.js';
@@ -50,6 +52,8 @@ import { UserEvents } from './user-events.js';
 
 export type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-options.js';
 
+/** What replays may keep of batches laid out in non-canonical forms (fanout/layout.ts ReplayForms). */
+const REPLAY_FORMS_BYTES = 8 * 1024 * 1024;
 
 /** A running broadcaster; create with {@link createBroadcaster}. */
 export class Broadcaster extends EventEmitter<BroadcasterEvents> {
@@ -74,6 +78,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #registry: ConnectionRegistry;
   readonly #fanoutOptions: FanoutOptions;
   readonly #fanoutCounters: FanoutCounters = { framesSent: 0, bytesSent: 0, batchesSkipped: 0, slowClosed: 0 };
+  readonly #layoutCounters: LayoutCounters = { formsLaidOut: 0, bodiesInflated: 0 };
   readonly #encodeSamples = new SampleRing();
   readonly #rate: RateMeter;
   readonly #encodeRate: RateMeter;
@@ -95,6 +100,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       codec: config.codec,
       compressionThreshold: config.compressionThreshold,
       compressionLevel: config.compressionLevel,
+      compressionWindowBits: config.compressionWindowBits,
       maxMessageBytes: config.maxMessageBytes,
       validateSerialized: config.validateSerialized,
     };
@@ -109,7 +115,12 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       { messages: config.historyMessages, bytes: config.historyBytes, ttlMs: config.historyTtlMs, totalBytes: config.historyTotalBytes },
       (state) => this.#channels.dropIfIdle(state),
     );
-    this.#catchUp = new CatchUp({ maxBufferedBytes: config.maxBufferedBytes, counters: this.#fanoutCounters, onSendError: this.#onSendError });
+    this.#catchUp = new CatchUp({
+      maxBufferedBytes: config.maxBufferedBytes,
+      counters: this.#fanoutCounters,
+      forms: new ReplayForms(REPLAY_FORMS_BYTES, this.#layoutCounters),
+      onSendError: this.#onSendError,
+    });
     this.#recovery = new Recovery(this.#catchUp);
 
     this.#pool = new EncoderPool({
@@ -124,12 +135,12 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#cluster = redis === undefined ? null : createCluster(config, redis, {
       channels: this.#channels,
       forgetHistory: (state) => this.#history.forget(state),
-      deliver: (state, firstSeq, count, frame) => this.#releaseStep.deliver(state, firstSeq, count, frame),
+      deliver: (state, firstSeq, count, frame, deflate) => this.#releaseStep.deliver(state, firstSeq, count, frame, deflate),
       onSendError: this.#onSendError,
       onBrokerError: (error) => this.#events.defer('brokerError', error),
     });
     const relay = this.#cluster?.relay ?? null;
-    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#encodeSamples, this.#history, relay?.publish ?? null);
+    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#layoutCounters, this.#encodeSamples, this.#history, relay?.publish ?? null);
     this.#sequencer = new Sequencer({
       release: this.#releaseStep.release,
       caughtUp: (state) => this.#channels.dropIfIdle(state),
@@ -165,10 +176,11 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       },
     });
     this.#endpoint = new Endpoint({
-      gate: { path: options.path, allowedOrigins: options.allowedOrigins, authorize: options.authorize },
+      gate: { format: config.format, codec: config.codec, path: options.path, allowedOrigins: options.allowedOrigins, authorize: options.authorize },
       maxPayload: config.maxPayload,
+      perMessageDeflate: config.perMessageDeflate,
       closing: () => this.#closing !== null,
-      onConnection: (ws, request, identity) => this.#registry.accept(ws, request, identity),
+      onConnection: (ws, request, identity, format) => this.#registry.accept(ws, request, identity, format),
       onCallbackError: this.#events.failed,
       onServerError: (error) => this.#events.emit('serverError', error),
     });
@@ -369,7 +381,16 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #encode = (batch: Batch): void => {
     const { state } = batch;
     const ticket = this.#sequencer.ticket(state);
-    const task: EncodeTask = { ...this.#settings, channel: state.name, items: batch.items, serialized: batch.serialized };
+    const task: EncodeTask = {
+      ...this.#settings,
+      channel: state.name,
+      items: batch.items,
+      serialized: batch.serialized,
+      // Subscribers that allow only a smaller window get a deflate of their own; seed's zlib frames need the Adler-32
+      // (in a cluster always: other nodes' subscribers are unknown here).
+      smallWindowBits: smallWindowNeeded(state.forms, this.config.compressionWindowBits),
+      adler32: this.#cluster !== null || seedNeeded(state.forms),
+    };
     this.#pool.submit(task, (error, result) => {
       // Release first (the channel moves on whatever happened), then tell user code.
       this.#sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore });
@@ -389,7 +410,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   };
 
   #notify(connection: Connection, notice: Notice): void {
-    sendNotice(connection, noticeFrame(notice), this.#fanoutOptions, this.#fanoutCounters);
+    const frame = noticeFrame(notice, connection.format);
+    if (frame !== null) sendNotice(connection, frame, this.#fanoutOptions, this.#fanoutCounters);
   }
 }
 

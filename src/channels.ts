@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { EncodeResult } from './encode/task.js';
 import type { ClusterLink } from './broker/relay.js';
 import type { ChannelHistory } from './history/history.js';
+import type { FormKey } from './fanout/forms.js';
 import type { Connection } from './server/connection.js';
 
 /** What the release step gets for one batch, in order. */
@@ -58,6 +59,8 @@ export class ChannelState {
   cluster: ClusterLink | null = null;
   // fan-out
   readonly subscribers = new Set<Connection>();
+  /** Subscribers per wire form other than the canonical one (fanout/forms.ts); null when there are none. */
+  forms: Map<FormKey, number> | null = null;
 
   constructor(name: string, nextSeq: number, epoch: string) {
     this.name = name;

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { connect, type BatchcastClient, type ClientMessage, type Gap } from '../src/client/index.js';
 import { InvalidConfigError } from '../src/errors.js';
-import { pakoInflate } from '../src/protocol/decode.js';
+import { pakoInflate } from '../src/protocol/pako-inflate.js';
 import { KIND_BATCH, envelopeHeaderLength, writeEnvelopeHeader } from '../src/protocol/envelope.js';
 import type { Broadcaster } from '../src/index.js';
 import { writeFirstSeq } from '../src/protocol/envelope.js';

@@ -8,10 +8,11 @@ import type { EncodeTask } from '../src/encode/task.js';
 import { decodeFrame } from '../src/protocol/decode.js';
 import { readEnvelopeHeader, writeFirstSeq } from '../src/protocol/envelope.js';
 import { loadVectors } from './helpers/vectors.js';
-import { trade } from './helpers/harness.js';
+import { trade, zlibInflate } from './helpers/harness.js';
 
 const base: Omit<EncodeTask, 'items' | 'serialized'> = {
   channel: 'c', codec: 'json', compressionThreshold: 1000, compressionLevel: 6, maxMessageBytes: 1 << 20, validateSerialized: true,
+  compressionWindowBits: 15, smallWindowBits: 0, adler32: false,
 };
 
 function envelope(task: EncodeTask): { bytes: Uint8Array; compressed: boolean; rawBytes: number } {
@@ -28,7 +29,7 @@ describe('encodeBatch (the code each worker runs)', () => {
     const over = envelope({ ...base, items: ['x'.repeat(997)], serialized: null });
     expect(over.rawBytes).toBe(1001);
     expect(over.compressed).toBe(true);
-    expect(decodeFrame(over.bytes).kind === 'batch' && decodeFrame(over.bytes)).toMatchObject({ messages: ['x'.repeat(997)] });
+    expect(decodeFrame(over.bytes, zlibInflate).kind === 'batch' && decodeFrame(over.bytes, zlibInflate)).toMatchObject({ messages: ['x'.repeat(997)] });
   });
 
   it('never compresses with level 0', () => {
@@ -60,7 +61,7 @@ describe('encodeBatch (the code each worker runs)', () => {
   it('splices pre-serialized JSON strings verbatim, mixed with plain values in publish order', () => {
     const raw = '{"pre":"serialized","n":1}';
     const task: EncodeTask = { ...base, items: [{ plain: 0 }, raw, { plain: 2 }, '{"pre":3}'], serialized: [1, 3] };
-    const frame = decodeFrame(envelope(task).bytes);
+    const frame = decodeFrame(envelope(task).bytes, zlibInflate);
     expect(frame.kind === 'batch' && frame.messages).toEqual([{ plain: 0 }, { pre: 'serialized', n: 1 }, { plain: 2 }, { pre: 3 }]);
   });
 
@@ -74,7 +75,7 @@ describe('encodeBatch (the code each worker runs)', () => {
 
   it('splices pre-serialized msgpack bytes without re-encoding', () => {
     const items = Array.from({ length: 20 }, (_, i) => pack({ i, s: 'v'.repeat(i) }));
-    const frame = decodeFrame(envelope({ ...base, codec: 'msgpack', items, serialized: true }).bytes);
+    const frame = decodeFrame(envelope({ ...base, codec: 'msgpack', items, serialized: true }).bytes, zlibInflate);
     expect(frame.kind === 'batch' && frame.messages).toEqual(Array.from({ length: 20 }, (_, i) => ({ i, s: 'v'.repeat(i) })));
   });
 
@@ -85,7 +86,7 @@ describe('encodeBatch (the code each worker runs)', () => {
     expect(handoff.task.items).toEqual([]);
     const result = encodeBatch(handoff.task);
     expect(result.rejected?.map((r) => r.index)).toEqual([1, 3]);
-    const frame = decodeFrame(new Uint8Array(result.frame, result.envelopeOffset));
+    const frame = decodeFrame(new Uint8Array(result.frame, result.envelopeOffset), zlibInflate);
     expect(frame.kind === 'batch' && frame.messages).toEqual([{ a: 1 }, 'ok']);
     const clean = encodeBatch(prepareHandoff({ ...base, codec: 'msgpack', items: [pack(1), pack([2])], serialized: true }).task);
     expect(clean.rejected).toBeNull();
@@ -95,7 +96,7 @@ describe('encodeBatch (the code each worker runs)', () => {
   it('writes arrays of 16+ and 65536+ msgpack elements with the right array headers', () => {
     for (const length of [15, 16, 65535, 65536]) {
       const items = Array.from({ length }, () => pack(1));
-      const frame = decodeFrame(envelope({ ...base, codec: 'msgpack', compressionLevel: 0, items, serialized: true }).bytes);
+      const frame = decodeFrame(envelope({ ...base, codec: 'msgpack', compressionLevel: 0, items, serialized: true }).bytes, zlibInflate);
       expect(frame.kind === 'batch' && frame.messages.length).toBe(length);
     }
   });
@@ -119,7 +120,7 @@ describe('protocol test vectors (server side)', () => {
   });
 
   it.each(vectors.map((v) => [v.name, v] as const))('%s decodes to its expected content', (_name, vector) => {
-    const frame = decodeFrame(vector.bytes);
+    const frame = decodeFrame(vector.bytes, zlibInflate);
     if (frame.kind === 'notice') expect({ kind: 'notice', channel: frame.channel, notice: frame.notice }).toEqual(vector.expected);
     else {
       const { kind, channel, firstSeq, codec, compressed, messages } = frame;
@@ -139,13 +140,13 @@ describe('protocol test vectors (server side)', () => {
 
   it('rejects frames that are not batchcast v1 with a ProtocolError naming the problem', () => {
     const good = loadVectors().find((v) => v.name === 'json-plain')!.bytes;
-    expect(() => decodeFrame(good.subarray(0, 10))).toThrow(/shorter than the 18-byte header/);
-    expect(() => decodeFrame(Uint8Array.of(0, ...good.subarray(1)))).toThrow(/bad magic byte/);
-    expect(() => decodeFrame(Uint8Array.of(0xbc, 9, ...good.subarray(2)))).toThrow(/unsupported protocol version 9/);
-    expect(() => decodeFrame(good.subarray(0, good.length - 3))).toThrow(/json body does not parse/);
+    expect(() => decodeFrame(good.subarray(0, 10), zlibInflate)).toThrow(/shorter than the 18-byte header/);
+    expect(() => decodeFrame(Uint8Array.of(0, ...good.subarray(1)), zlibInflate)).toThrow(/bad magic byte/);
+    expect(() => decodeFrame(Uint8Array.of(0xbc, 9, ...good.subarray(2)), zlibInflate)).toThrow(/unsupported protocol version 9/);
+    expect(() => decodeFrame(good.subarray(0, good.length - 3), zlibInflate)).toThrow(/json body does not parse/);
     const thrown = (() => {
       try {
-        decodeFrame(good.subarray(0, 5));
+        decodeFrame(good.subarray(0, 5), zlibInflate);
       } catch (error) {
         return error;
       }

@@ -13,10 +13,11 @@ import { defaultWorkerFilename } from '../src/encode/pool.js';
 import type { EncodeResult, EncodeTask } from '../src/encode/task.js';
 import { decodeFrame } from '../src/protocol/decode.js';
 import { readEnvelopeHeader } from '../src/protocol/envelope.js';
-import { trade } from './helpers/harness.js';
+import { trade, zlibInflate } from './helpers/harness.js';
 
 const base: Omit<EncodeTask, 'items' | 'serialized'> = {
   channel: 'c', codec: 'json', compressionThreshold: 1 << 30, compressionLevel: 0, maxMessageBytes: 1 << 24, validateSerialized: true,
+  compressionWindowBits: 15, smallWindowBits: 0, adler32: false,
 };
 
 /** The body of the frame the worker makes from the handed-off task. */
@@ -133,7 +134,7 @@ describe('hand-off of plain values (msgpackr records, moved)', () => {
       expect(handoff.transferList).toBeUndefined();
       const result = encodeBatch(handoff.task);
       expect(result.rejected?.map((r) => [r.index, r.code])).toEqual([[1, 'BATCHCAST_INVALID_MESSAGE']]);
-      const frame = decodeFrame(new Uint8Array(result.frame, result.envelopeOffset));
+      const frame = decodeFrame(new Uint8Array(result.frame, result.envelopeOffset), zlibInflate);
       expect(frame.kind === 'batch' && frame.messages).toEqual([trade(0), trade(2)]);
     }
   });
@@ -151,7 +152,7 @@ describe('hand-off through a real Piscina worker', () => {
     expect(buffer!.byteLength).toBeGreaterThan(1000);
     const result = await piscina.run(handoff.task, { transferList: handoff.transferList });
     expect(buffer!.byteLength).toBe(0);
-    const frame = decodeFrame(new Uint8Array(result.frame, result.envelopeOffset));
+    const frame = decodeFrame(new Uint8Array(result.frame, result.envelopeOffset), zlibInflate);
     expect(frame.kind === 'batch' && frame.messages).toEqual(items);
   });
 

@@ -4,7 +4,8 @@ import type { ChannelState, ChannelTable } from '../channels.js';
 import type { ResolvedConfig } from '../config.js';
 import { BrokerError, InvalidConfigError } from '../errors.js';
 import { writeFrame, type FanoutOptions } from '../fanout/fanout.js';
-import { noticeFrame } from '../fanout/notice.js';
+import { noticeFrame, type Notice } from '../fanout/notice.js';
+import type { DeflateInfo } from '../encode/task.js';
 import { RedisBroker } from './redis.js';
 import { ClusterRelay } from './relay.js';
 
@@ -16,7 +17,7 @@ export interface Cluster {
 export interface ClusterDeps {
   channels: ChannelTable;
   forgetHistory: (state: ChannelState) => void;
-  deliver: (state: ChannelState, firstSeq: number, count: number, frame: Buffer) => void;
+  deliver: (state: ChannelState, firstSeq: number, count: number, frame: Buffer, deflate: DeflateInfo | null) => void;
   onSendError: FanoutOptions['onSendError'];
   /** Redis went away, or a batch could not reach it (then its messages are a gap for every node's subscribers). */
   onBrokerError: (error: BrokerError) => void;
@@ -43,12 +44,13 @@ export function createCluster(config: ResolvedConfig, redis: string | Redis | Re
     deliver: deps.deliver,
     // Redis lost the channel's data: its subscribers cannot relate old positions to new ones; tell them where it stands.
     epochChanged: (state, _oldEpoch, oldNextSeq) => {
-      const notice = noticeFrame({
+      const notice: Notice = {
         op: 'recovery', channel: state.name, status: 'epoch', epoch: state.epoch, since: oldNextSeq, from: state.nextSeq, to: state.nextSeq, missed: null,
-      });
+      };
       for (const connection of state.subscribers) {
         connection.lags?.delete(state.name);
-        writeFrame(connection, notice, deps.onSendError);
+        const frame = noticeFrame(notice, connection.format);
+        if (frame !== null) writeFrame(connection, frame, deps.onSendError);
       }
     },
     dropped: (channel, messages, error) => {

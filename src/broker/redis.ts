@@ -13,7 +13,8 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { BrokerError } from '../errors.js';
-import { channelKeys, channelOfFramesKey, POSITION_SCRIPT, publishScript } from './keys.js';
+import type { DeflateInfo } from '../encode/task.js';
+import { channelKeys, channelOfFramesKey, deflateToken, parseDeflateToken, POSITION_SCRIPT, publishScript } from './keys.js';
 
 export interface RedisBrokerOptions {
   /**
@@ -38,6 +39,15 @@ export interface BrokerFrame {
   count: number;
   /** The complete WebSocket frame; the envelope's seq field is still 0. */
   frame: Buffer;
+  deflate: DeflateInfo | null;
+}
+
+/** A frame read back from a stream (seq not stamped yet). */
+export interface StreamFrame {
+  firstSeq: number;
+  count: number;
+  frame: Buffer;
+  deflate: DeflateInfo | null;
 }
 
 export interface BrokerCounters {
@@ -51,7 +61,9 @@ export interface BrokerCounters {
 
 type Client = Redis | Cluster;
 type Scripted = Client & {
-  bcPublish(e: string, n: string, s: string, f: string, epoch: string, ttl: number, count: number, dropped: number, frame: Buffer, maxLen: number): Promise<[string, string]>;
+  bcPublish(
+    e: string, n: string, s: string, f: string, epoch: string, ttl: number, count: number, dropped: number, frame: Buffer, maxLen: number, deflate: string,
+  ): Promise<[string, string]>;
   bcPosition(e: string, n: string, s: string, epoch: string, ttl: number): Promise<[string, string]>;
 };
 
@@ -131,7 +143,7 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
    * Publishes one batch; resolves with its epoch and first seq. Rejects at once with
    * BrokerError when `maxPending` batches already wait for Redis.
    */
-  async publish(channel: string, count: number, dropped: number, frame: Buffer): Promise<{ epoch: string; firstSeq: number }> {
+  async publish(channel: string, count: number, dropped: number, frame: Buffer, deflate: DeflateInfo | null): Promise<{ epoch: string; firstSeq: number }> {
     if (this.#pending >= this.#options.maxPending) {
       this.counters.refused++;
       throw new BrokerError(`${this.#pending} batches already wait for Redis (maxPending ${this.#options.maxPending})`);
@@ -139,7 +151,9 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     const [e, n, s, f] = channelKeys(this.#options.prefix, channel);
     this.#pending++;
     try {
-      const [epoch, first] = await this.#cmd.bcPublish(e, n, s, f, newEpoch(), this.#options.keyTtlMs, count, dropped, frame, this.#options.streamLength);
+      const [epoch, first] = await this.#cmd.bcPublish(
+        e, n, s, f, newEpoch(), this.#options.keyTtlMs, count, dropped, frame, this.#options.streamLength, deflateToken(deflate),
+      );
       this.counters.published++;
       return { epoch, firstSeq: Number(first) };
     } finally {
@@ -185,7 +199,7 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
    * Reads the stream: the frames holding sequence numbers `from`..`to − 1` (the first may
    * start before `from`), oldest first, at most `limit`. Seqs are not stamped.
    */
-  async read(channel: string, from: number, to: number, limit = 100_000): Promise<{ firstSeq: number; count: number; frame: Buffer }[]> {
+  async read(channel: string, from: number, to: number, limit = 100_000): Promise<StreamFrame[]> {
     if (to <= from) return [];
     const stream = channelKeys(this.#options.prefix, channel)[2];
     // The entry holding `from` may start before it: the last entry with an id at or below it.
@@ -195,7 +209,8 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     return entries.map(([id, fields]) => {
       const record: Record<string, Buffer> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!.toString()] = fields[i + 1]!;
-      return { firstSeq: Number(id.toString().split('-')[0]), count: Number(record.c!.toString()), frame: record.f! };
+      const deflate = parseDeflateToken(record.d?.toString() ?? '');
+      return { firstSeq: Number(id.toString().split('-')[0]), count: Number(record.c!.toString()), frame: record.f!, deflate: deflate ?? null };
     }).filter((entry) => entry.firstSeq + entry.count > from);
   }
 
@@ -234,20 +249,22 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
   #onMessage(key: Buffer, message: Buffer): void {
     const channel = channelOfFramesKey(this.#options.prefix, key.toString());
     if (channel === null) return;
-    // `<epoch>:<firstSeq>:<count>:<frame>`
+    // `<epoch>:<firstSeq>:<count>:<deflate token>:<frame>`
     const a = message.indexOf(0x3a);
     const b = message.indexOf(0x3a, a + 1);
     const c = message.indexOf(0x3a, b + 1);
+    const d = c < 0 ? -1 : message.indexOf(0x3a, c + 1);
     const epoch = a > 0 ? message.toString('latin1', 0, a) : '';
     const firstSeq = b > a + 1 ? Number(message.toString('latin1', a + 1, b)) : Number.NaN;
     const count = c > b + 1 ? Number(message.toString('latin1', b + 1, c)) : Number.NaN;
+    const deflate = d > c ? parseDeflateToken(message.toString('latin1', c + 1, d)) : undefined;
     // Someone else publishing on our key names (a prefix shared by mistake) must not break a channel: drop what is not ours.
-    if (epoch === '' || !Number.isSafeInteger(firstSeq) || firstSeq < 0 || !Number.isSafeInteger(count) || count < 1 || c + 1 >= message.length) {
+    if (epoch === '' || !Number.isSafeInteger(firstSeq) || firstSeq < 0 || !Number.isSafeInteger(count) || count < 1 || deflate === undefined || d + 1 >= message.length) {
       this.counters.malformed++;
       return;
     }
     this.counters.received++;
-    this.emit('frame', { channel, epoch, firstSeq, count, frame: message.subarray(c + 1) });
+    this.emit('frame', { channel, epoch, firstSeq, count, frame: message.subarray(d + 1), deflate });
   }
 
   #describe(): string {

@@ -17,6 +17,8 @@ import { writeFirstSeq } from '../protocol/envelope.js';
 import type { Position } from '../protocol/position.js';
 import { wsPayloadOffset } from '../protocol/ws-frame.js';
 import { checkQuery, pageOf, readHistory, type HistoryPage, type HistoryQuery } from '../history/read.js';
+import type { DeflateInfo } from '../encode/task.js';
+import type { CanonicalBatch } from '../fanout/layout.js';
 import type { BrokerFrame, RedisBroker } from './redis.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -31,11 +33,7 @@ export interface ClusterLink {
 }
 
 /** A frame read back from a stream, its seq stamped. */
-export interface StoredFrame {
-  firstSeq: number;
-  count: number;
-  frame: Buffer;
-}
+export type StoredFrame = CanonicalBatch;
 
 export interface RelayOptions {
   broker: RedisBroker;
@@ -43,7 +41,7 @@ export interface RelayOptions {
   /** Drops a channel's local history (it would go stale, or belongs to an old epoch). */
   forgetHistory: (state: ChannelState) => void;
   /** Stamps, keeps in history and fans out a frame at `firstSeq` (ReleaseStep.deliver). */
-  deliver: (state: ChannelState, firstSeq: number, count: number, frame: Buffer) => void;
+  deliver: (state: ChannelState, firstSeq: number, count: number, frame: Buffer, deflate: DeflateInfo | null) => void;
   /** The channel's history started over in Redis (new epoch): its subscribers are told, local history dropped. */
   epochChanged: (state: ChannelState, oldEpoch: string, oldNextSeq: number) => void;
   /** A batch of `messages` on `channel` did not reach Redis; its numbers are taken by the next publish. */
@@ -73,7 +71,7 @@ export class ClusterRelay {
       // Messages dropped while Redis was away take their numbers now, not at the channel's next publish.
       for (const [channel, dropped] of [...this.#carry]) {
         this.#carry.delete(channel);
-        options.broker.publish(channel, 0, dropped, EMPTY).catch(() => this.#carry.set(channel, (this.#carry.get(channel) ?? 0) + dropped));
+        options.broker.publish(channel, 0, dropped, EMPTY, null).catch(() => this.#carry.set(channel, (this.#carry.get(channel) ?? 0) + dropped));
       }
       // Frames published while this node was cut off never came through pub/sub: compare positions.
       for (const state of options.channels.values()) if (state.cluster?.ready === true) void this.#resync(state, state.cluster);
@@ -81,11 +79,11 @@ export class ClusterRelay {
   }
 
   /** Sends a finished batch to Redis (the release step, in channel order). */
-  readonly publish = (state: ChannelState, count: number, dropped: number, frame: Buffer): void => {
+  readonly publish = (state: ChannelState, count: number, dropped: number, frame: Buffer, deflate: DeflateInfo | null): void => {
     const channel = state.name;
     const carried = this.#carry.get(channel) ?? 0;
     this.#carry.delete(channel);
-    this.#options.broker.publish(channel, count, dropped + carried, frame).catch((error: BrokerError) => {
+    this.#options.broker.publish(channel, count, dropped + carried, frame, deflate).catch((error: BrokerError) => {
       this.#carry.set(channel, (this.#carry.get(channel) ?? 0) + count + dropped + carried);
       this.counters.messagesDropped += count;
       this.#options.dropped(channel, count, error);
@@ -155,7 +153,7 @@ export class ClusterRelay {
     return frames.map((stored) => {
       const frame = Buffer.from(stored.frame);
       writeFirstSeq(new DataView(frame.buffer, frame.byteOffset, frame.byteLength), wsPayloadOffset(frame), stored.firstSeq);
-      return { firstSeq: stored.firstSeq, count: stored.count, frame };
+      return { firstSeq: stored.firstSeq, count: stored.count, frame, deflate: stored.deflate };
     });
   }
 
@@ -189,7 +187,7 @@ export class ClusterRelay {
       return;
     }
     // A copy of exact size: ours to stamp and keep, not a view of the client's read buffer.
-    this.#options.deliver(state, frame.firstSeq, frame.count, Buffer.from(frame.frame));
+    this.#options.deliver(state, frame.firstSeq, frame.count, Buffer.from(frame.frame), frame.deflate);
   }
 
   /** Reads what the subscription missed from the stream, delivers it, then what was held meanwhile. */
@@ -207,7 +205,7 @@ export class ClusterRelay {
 
   /** Delivers `stored` frames, then the frames held meanwhile (which may start another fill). */
   #drain(state: ChannelState, link: ClusterLink, stored: StoredFrame[]): void {
-    for (const frame of stored) if (frame.firstSeq >= state.nextSeq) this.#options.deliver(state, frame.firstSeq, frame.count, frame.frame);
+    for (const frame of stored) if (frame.firstSeq >= state.nextSeq) this.#options.deliver(state, frame.firstSeq, frame.count, frame.frame, frame.deflate);
     const held = link.held ?? [];
     link.held = null;
     for (let i = 0; i < held.length; i++) {

@@ -13,6 +13,7 @@
  */
 import { CallbackError, InvalidConfigError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_BODY_BYTES, decodeFrame, type DecodedFrame, type Inflate } from '../protocol/decode.js';
+import { FLAG_COMPRESSED, MAGIC } from '../protocol/envelope.js';
 import { parsePosition } from '../protocol/position.js';
 import { checkChannels, controlMessages, urlChannels } from './control.js';
 import { Emitter } from './emitter.js';
@@ -46,7 +47,7 @@ export interface ClientOptions {
   reconnect?: boolean | ReconnectOptions;
   /** WebSocket implementation (default: `ws` in Node, the global one in browsers). */
   WebSocket?: WebSocketConstructor;
-  /** Raw DEFLATE inflater (default: node:zlib in Node, pako in browsers). */
+  /** Raw DEFLATE inflater (default: node:zlib in Node; in browsers pako, loaded on the first envelope-compressed frame). */
   inflate?: Inflate;
   /** Largest body a frame may inflate to; bigger frames are refused with an `error` event (default 256 MiB). */
   maxBodyBytes?: number;
@@ -116,6 +117,8 @@ export class BatchcastClient extends Emitter<ClientEvents> {
   #socket: MinimalWebSocket | null = null;
   #WebSocket: WebSocketConstructor | undefined;
   #inflate: Inflate | undefined;
+  /** Frames received while the inflater loads (see #loadInflater); null otherwise. */
+  #waiting: unknown[] | null = null;
   readonly #maxBodyBytes: number;
   /** The channels named in the URL of the current socket: what the server subscribed at upgrade. */
   #urlChannels: Set<string> = new Set();
@@ -209,9 +212,7 @@ export class BatchcastClient extends Emitter<ClientEvents> {
 
   async #open(): Promise<void> {
     try {
-      this.#WebSocket ??= isNode
-        ? ((await import('ws')).WebSocket as unknown as WebSocketConstructor)
-        : (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
+      this.#WebSocket ??= isNode ? await nodeWebSocket() : (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket;
       if (this.#inflate === undefined && isNode) {
         const zlib = await import('node:zlib');
         this.#inflate = (body, maxBytes) => zlib.inflateRawSync(body, { maxOutputLength: maxBytes });
@@ -279,6 +280,15 @@ export class BatchcastClient extends Emitter<ClientEvents> {
   }
 
   #onMessage(data: unknown): void {
+    // Frames wait, in order, while the inflater loads.
+    if (this.#waiting !== null) {
+      this.#waiting.push(data);
+      return;
+    }
+    if (this.#inflate === undefined && isCompressedEnvelope(data)) {
+      this.#loadInflater(data);
+      return;
+    }
     let frame: DecodedFrame;
     try {
       if (typeof data === 'string') return this.#onLegacyText(data);
@@ -308,6 +318,28 @@ export class BatchcastClient extends Emitter<ClientEvents> {
       if (this.listens('message')) for (let i = skip; i < messages.length; i++) this.emit('message', { channel, seq: firstSeq + i, data: messages[i] });
     }
     if (recovered !== null) this.#report(recovered);
+  }
+
+  /**
+   * The first envelope-compressed frame: loads pako (browsers; Node has node:zlib already),
+   * then handles it and whatever arrived meanwhile. Over permessage-deflate the browser
+   * inflates natively and the server sends no such frame, so pako is never fetched.
+   */
+  #loadInflater(first: unknown): void {
+    this.#waiting = [first];
+    const loaded = import('../protocol/pako-inflate.js').then(
+      (module) => {
+        this.#inflate = module.pakoInflate;
+      },
+      (error: unknown) => this.emit('error', new ProtocolError(`could not load pako to inflate a compressed frame: ${(error as Error)?.message ?? String(error)}`)),
+    );
+    void loaded.then(() => {
+      const frames = this.#waiting ?? [];
+      this.#waiting = null;
+      // Without an inflater each compressed frame becomes an error event; the others still decode.
+      if (this.#inflate === undefined) this.#inflate = FAILING_INFLATE;
+      for (const data of frames) this.#onMessage(data);
+    });
   }
 
   #report(report: Gap | Recovered): void {
@@ -365,6 +397,30 @@ function checkPosition(channel: string, position: unknown): Position {
   const parsed = parsePosition(position);
   if (typeof parsed === 'string') throw new InvalidConfigError(`since.${channel}`, parsed);
   return parsed;
+}
+
+/** True for a binary frame that is an envelope with a compressed body (flags bit 0), whatever else it holds. */
+function isCompressedEnvelope(data: unknown): boolean {
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data, 0, Math.min(4, data.byteLength)) : data instanceof Uint8Array ? data : null;
+  return bytes !== null && bytes.byteLength >= 4 && bytes[0] === MAGIC && (bytes[3]! & FLAG_COMPRESSED) !== 0;
+}
+
+const FAILING_INFLATE: Inflate = () => {
+  throw new Error('no inflater could be loaded');
+};
+
+/**
+ * ws in Node, without permessage-deflate: envelopes arrive compressed once by the server's
+ * worker and node:zlib inflates them here, synchronously, in order (ws would inflate on
+ * the libuv pool and keep a zlib context per connection).
+ */
+async function nodeWebSocket(): Promise<WebSocketConstructor> {
+  const { WebSocket } = await import('ws');
+  return class extends WebSocket {
+    constructor(url: string) {
+      super(url, { perMessageDeflate: false });
+    }
+  } as unknown as WebSocketConstructor;
 }
 
 /** Connects to a batchcast server. Listen for `message`, `gap`, `notice`, `open`, `close`, `error`. */

@@ -1,16 +1,18 @@
 /**
  * Serializes one batch, compresses it past the threshold and lays out the finished
- * WebSocket frame. Runs on a worker thread; the pool also calls it inline as the
+ * WebSocket frame (the canonical form: an envelope; the other wire forms are laid out
+ * from it by copying, see protocol/deflate-layout.ts). Runs on a worker thread; the pool also calls it inline as the
  * last resort when workers keep failing, so it must stay free of worker-only state.
  */
 import { performance } from 'node:perf_hooks';
-import { deflateRawSync } from 'node:zlib';
+import { constants, deflateRawSync } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
 import { ERROR_CODES } from '../errors.js';
+import { FINAL_EMPTY_BLOCK, SYNC_TAIL, adler32 } from '../protocol/deflate-layout.js';
 import { KIND_BATCH, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
 import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
 import { receiveHandoff } from './handoff.js';
-import type { EncodeResult, EncodeTask, RejectedMessage } from './task.js';
+import type { EncodeResult, EncodeTask, RejectedMessage, SmallDeflate } from './task.js';
 
 // Plain maps, not msgpackr records: any msgpack decoder must read the frames.
 const packr = new Packr({ useRecords: false });
@@ -24,34 +26,53 @@ export function encodeBatch(handedOff: EncodeTask): EncodeResult {
   const body = task.codec === 'json' ? jsonBody(task, rejected) : msgpackBody(task, rejected, spliced);
   const count = task.items.length - rejected.length;
 
-  let payload: Uint8Array = body;
-  let compressed = false;
-  if (task.compressionLevel > 0 && body.byteLength > task.compressionThreshold) {
-    // A complete raw DEFLATE stream: pako.inflateRaw, zlib.inflateRawSync and DecompressionStream('deflate-raw') all read it.
-    const deflated = deflateRawSync(body, { level: task.compressionLevel });
-    if (deflated.byteLength < body.byteLength) {
-      payload = deflated;
-      compressed = true;
-    }
-  }
-
-  const envelopeLength = envelopeHeaderLength(task.channel) + payload.byteLength;
+  const deflated = deflateBody(task, body);
+  const payloadLength = deflated === null ? body.byteLength : deflated.byteLength + FINAL_EMPTY_BLOCK.byteLength;
+  const envelopeLength = envelopeHeaderLength(task.channel) + payloadLength;
   const envelopeOffset = wsFrameHeaderLength(envelopeLength);
   // A fresh exact-size ArrayBuffer: Node's pooled Buffers cannot be transferred (DataCloneError on Node 21+).
   const frame = new Uint8Array(new ArrayBuffer(envelopeOffset + envelopeLength));
   writeWsFrameHeader(frame, envelopeLength, OPCODE_BINARY);
-  const bodyOffset = writeEnvelopeHeader(frame, envelopeOffset, KIND_BATCH, task.codec, compressed, count, 0, task.channel);
-  frame.set(payload, bodyOffset);
+  const bodyOffset = writeEnvelopeHeader(frame, envelopeOffset, KIND_BATCH, task.codec, deflated !== null, count, 0, task.channel);
+  if (deflated === null) frame.set(body, bodyOffset);
+  else {
+    frame.set(deflated, bodyOffset);
+    frame.set(FINAL_EMPTY_BLOCK, bodyOffset + deflated.byteLength);
+  }
 
   return {
     frame: frame.buffer,
     envelopeOffset,
     count,
     rawBytes: body.byteLength,
-    compressed,
+    compressed: deflated !== null,
+    deflate: deflated === null ? null : { windowBits: task.compressionWindowBits, adler32: task.adler32 ? adler32(body) : null },
+    small: deflated === null || task.smallWindowBits === 0 ? null : smallCore(task.smallWindowBits, task.compressionLevel, body),
     encodeMicros: Math.round((performance.now() - started) * 1000),
     rejected: rejected.length === 0 ? null : rejected,
   };
+}
+
+/**
+ * The body deflated as a fresh stream, sync-flushed (see protocol/deflate-layout.ts), when
+ * it is over the threshold and comes out smaller (counting the final block); else null.
+ */
+function deflateBody(task: EncodeTask, body: Buffer): Buffer | null {
+  if (task.compressionLevel === 0 || body.byteLength <= task.compressionThreshold) return null;
+  const flushed = deflateRawSync(body, { level: task.compressionLevel, windowBits: task.compressionWindowBits, finishFlush: constants.Z_SYNC_FLUSH });
+  return flushed.byteLength + FINAL_EMPTY_BLOCK.byteLength < body.byteLength && endsWithSyncTail(flushed) ? flushed : null;
+}
+
+/** The core of the body deflated for clients that allow a smaller window than the canonical frame's. */
+function smallCore(windowBits: number, level: number, body: Buffer): SmallDeflate {
+  const flushed = deflateRawSync(body, { level, windowBits, finishFlush: constants.Z_SYNC_FLUSH });
+  // Structured clone carries it (one buffer moves per result); exact size, not a view of zlib's output.
+  return { windowBits, core: Uint8Array.prototype.slice.call(flushed, 0, flushed.byteLength - SYNC_TAIL.byteLength) };
+}
+
+function endsWithSyncTail(bytes: Uint8Array): boolean {
+  const at = bytes.byteLength - SYNC_TAIL.byteLength;
+  return at >= 0 && SYNC_TAIL.every((byte, i) => bytes[at + i] === byte);
 }
 
 function isSerialized(task: EncodeTask, index: number, cursor: { next: number }): boolean {

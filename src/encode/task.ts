@@ -8,6 +8,8 @@ export interface EncodeSettings {
   codec: Codec;
   compressionThreshold: number;
   compressionLevel: number;
+  /** DEFLATE window of the canonical frame (9..15). */
+  compressionWindowBits: number;
   maxMessageBytes: number;
   validateSerialized: boolean;
 }
@@ -21,6 +23,23 @@ export interface EncodeTask extends EncodeSettings {
   serialized: number[] | true | null;
   /** Set when the messages travel as one moved buffer instead of `items` (see handoff.ts). */
   packed?: PackedItems;
+  /** Also deflate with this smaller window (subscribers allow no more); 0: no. */
+  smallWindowBits: number;
+  /** Return the Adler-32 of the body when compressed (for the `seed` format's zlib frames). */
+  adler32: boolean;
+}
+
+/** How the canonical frame's body was deflated, so the other forms can be laid out from it. */
+export interface DeflateInfo {
+  windowBits: number;
+  /** Adler-32 of the uncompressed body; null when not computed. */
+  adler32: number | null;
+}
+
+/** The body deflated again with a smaller window: its core (see protocol/deflate-layout.ts). */
+export interface SmallDeflate {
+  windowBits: number;
+  core: Uint8Array;
 }
 
 /** A message the encoder left out of its batch, and why. */
@@ -42,6 +61,10 @@ export interface EncodeResult {
   /** Serialized body size before compression. */
   rawBytes: number;
   compressed: boolean;
+  /** Set when compressed: the body is core + sync tail + final empty block (protocol/deflate-layout.ts). */
+  deflate: DeflateInfo | null;
+  /** Set when asked for (`smallWindowBits`) and compressed. */
+  small: SmallDeflate | null;
   /** Worker time spent on this batch, in microseconds. */
   encodeMicros: number;
   rejected: RejectedMessage[] | null;

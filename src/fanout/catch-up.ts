@@ -19,11 +19,14 @@ import type { ChannelState } from '../channels.js';
 import type { StoredFrame } from '../broker/relay.js';
 import type { Connection, Lag } from '../server/connection.js';
 import { writeFrame, type FanoutCounters, type FanoutOptions } from './fanout.js';
+import type { CanonicalBatch, ReplayForms } from './layout.js';
 import { noticeFrame } from './notice.js';
 
 export interface CatchUpOptions {
   maxBufferedBytes: number;
   counters: FanoutCounters;
+  /** Lays out replayed batches in the forms their clients take. */
+  forms: ReplayForms;
   onSendError: FanoutOptions['onSendError'];
   /** Longest a turn writes before yielding to the event loop (default 4 ms). */
   sliceMs?: number;
@@ -134,7 +137,6 @@ export class CatchUp {
   /** Writes `lag`'s frames until it is live (true) or the socket is full or the turn is over (false). */
   #advance(connection: Connection, lag: Lag, deadline: number): boolean {
     const { state } = lag;
-    const counters = this.#options.counters;
     while (lag.cursor < state.nextSeq) {
       if (!connection.open) return true;
       if (connection.socket.writableLength > this.#lowWater || performance.now() >= deadline) return false;
@@ -147,18 +149,14 @@ export class CatchUp {
       if (lag.cursor < earliest) {
         // Gone from history: say exactly what is lost, then go on from what is left.
         this.counters.messagesEvicted += earliest - lag.cursor;
-        writeFrame(connection, noticeFrame({ op: 'gap', channel: state.name, from: lag.cursor, to: earliest, reason: 'evicted' }), this.#options.onSendError);
+        const gap = noticeFrame({ op: 'gap', channel: state.name, from: lag.cursor, to: earliest, reason: 'evicted' }, connection.format);
+        if (gap !== null) writeFrame(connection, gap, this.#options.onSendError);
         lag.cursor = earliest;
         continue;
       }
       // Between entries means messages the server dropped: the jump in sequence numbers shows it.
       const entry = history!.find(lag.cursor)!;
-      if (writeFrame(connection, entry.frame, this.#options.onSendError)) {
-        counters.framesSent++;
-        counters.bytesSent += entry.frame.byteLength;
-        this.counters.framesReplayed++;
-        this.counters.bytesReplayed += entry.frame.byteLength;
-      }
+      this.#replay(connection, state.name, entry);
       lag.cursor = entry.firstSeq + entry.count;
     }
     return true;
@@ -170,13 +168,19 @@ export class CatchUp {
     const frame = prefix.shift()!;
     if (prefix.length === 0) lag.prefix = null;
     if (frame.firstSeq + frame.count <= lag.cursor) return;
-    if (writeFrame(connection, frame.frame, this.#options.onSendError)) {
-      this.#options.counters.framesSent++;
-      this.#options.counters.bytesSent += frame.frame.byteLength;
-      this.counters.framesReplayed++;
-      this.counters.bytesReplayed += frame.frame.byteLength;
-    }
+    this.#replay(connection, lag.state.name, frame);
     lag.cursor = frame.firstSeq + frame.count;
+  }
+
+  /** Writes one held batch to `connection`, in its form. */
+  #replay(connection: Connection, channel: string, batch: CanonicalBatch): void {
+    const frame = this.#options.forms.frame(channel, batch, connection.form);
+    if (writeFrame(connection, frame, this.#options.onSendError)) {
+      this.#options.counters.framesSent++;
+      this.#options.counters.bytesSent += frame.byteLength;
+      this.counters.framesReplayed++;
+      this.counters.bytesReplayed += frame.byteLength;
+    }
   }
 
   #park(connection: Connection): void {

@@ -7,6 +7,8 @@ import type { ChannelState } from '../channels.js';
 import type { SlowClientPolicy } from '../config.js';
 import { CLOSE_CODES } from '../protocol/close-codes.js';
 import type { Connection } from '../server/connection.js';
+import { CANONICAL_FORM } from './forms.js';
+import type { BatchFrames } from './layout.js';
 
 export interface FanoutOptions {
   maxBufferedBytes: number;
@@ -86,15 +88,16 @@ export function whenFlushed(connection: Connection, intervalMs = 5): Promise<voi
 }
 
 /**
- * Sends one batch frame to every subscriber of `state`'s channel, applying the
+ * Sends one batch to every subscriber of `state`'s channel, each in its form, applying the
  * slow-client policy. A subscriber behind on this channel (catching up from history)
  * is passed by: it reads this frame from history, in order. Under `drop`, a subscriber
  * over `maxBufferedBytes` falls behind from this frame on (`startLag`), and catches up
  * from history once its socket drains.
  */
-export function fanOut(state: ChannelState, frame: Uint8Array, firstSeq: number, options: FanoutOptions, counters: FanoutCounters): void {
+export function fanOut(state: ChannelState, frames: BatchFrames, firstSeq: number, options: FanoutOptions, counters: FanoutCounters): void {
   const { maxBufferedBytes, onSendError } = options;
   const channel = state.name;
+  const canonical = frames.canonical;
   for (const connection of state.subscribers) {
     if (connection.lags !== null && connection.lags.has(channel)) {
       counters.batchesSkipped++;
@@ -113,6 +116,8 @@ export function fanOut(state: ChannelState, frame: Uint8Array, firstSeq: number,
       }
       continue;
     }
+    // Most subscribers take the canonical frame: one comparison; the others' forms are laid out once per batch.
+    const frame = connection.form === CANONICAL_FORM ? canonical : frames.for(connection.form);
     if (writeFrame(connection, frame, onSendError)) {
       counters.framesSent++;
       counters.bytesSent += frame.byteLength;

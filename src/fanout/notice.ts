@@ -2,7 +2,8 @@
 import type { ErrorCode } from '../errors.js';
 import type { Position } from '../protocol/position.js';
 import { KIND_NOTICE, envelopeHeaderLength, writeEnvelopeHeader } from '../protocol/envelope.js';
-import { OPCODE_BINARY, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
+import type { Format } from '../protocol/formats.js';
+import { OPCODE_BINARY, OPCODE_TEXT, wsFrameHeaderLength, writeWsFrameHeader } from '../protocol/ws-frame.js';
 
 /** Notices the server sends; the protocol document lists their fields. */
 export type Notice =
@@ -16,8 +17,21 @@ export type Notice =
 /** How a recovery went: `ok` (all replayed), `evicted` (part was gone from history), `epoch` (another history). */
 export type RecoveryStatus = 'ok' | 'evicted' | 'epoch';
 
-/** Builds a complete WebSocket frame holding `notice`. */
-export function noticeFrame(notice: Notice): Buffer {
+/**
+ * Builds a complete WebSocket frame holding `notice` for a client of `format`: an
+ * envelope (`batchcast`), a JSON text frame (`json`), or null (`seed` has no notices).
+ * Notices are small and rare: never transport-compressed.
+ */
+export function noticeFrame(notice: Notice, format: Format = 'batchcast'): Buffer | null {
+  if (format === 'seed') return null;
+  if (format === 'json') {
+    const text = Buffer.from(JSON.stringify(notice));
+    const headerLength = wsFrameHeaderLength(text.byteLength);
+    const frame = Buffer.allocUnsafe(headerLength + text.byteLength);
+    writeWsFrameHeader(frame, text.byteLength, OPCODE_TEXT);
+    text.copy(frame, headerLength);
+    return frame;
+  }
   const channel = 'channel' in notice && notice.channel !== undefined ? notice.channel : '';
   const body = Buffer.from(JSON.stringify(notice));
   const envelopeLength = envelopeHeaderLength(channel) + body.byteLength;

@@ -4,6 +4,7 @@
  */
 import type { ChannelState, ChannelTable } from '../channels.js';
 import type { Connection } from '../server/connection.js';
+import { CANONICAL_FORM } from './forms.js';
 
 /** The channel ⇄ subscriber index used by fan-out. */
 export class Subscriptions {
@@ -28,7 +29,12 @@ export class Subscriptions {
    */
   add(connection: Connection, channel: string): boolean {
     if (!connection.open || connection.channels.has(channel)) return false;
-    this.#channels.open(channel).subscribers.add(connection);
+    const state = this.#channels.open(channel);
+    state.subscribers.add(connection);
+    if (connection.form !== CANONICAL_FORM) {
+      const forms = (state.forms ??= new Map());
+      forms.set(connection.form, (forms.get(connection.form) ?? 0) + 1);
+    }
     connection.channels.add(channel);
     this.#total++;
     return true;
@@ -42,6 +48,12 @@ export class Subscriptions {
     const state = this.#channels.get(channel);
     if (state !== undefined) {
       state.subscribers.delete(connection);
+      if (connection.form !== CANONICAL_FORM && state.forms !== null) {
+        const left = (state.forms.get(connection.form) ?? 1) - 1;
+        if (left > 0) state.forms.set(connection.form, left);
+        else state.forms.delete(connection.form);
+        if (state.forms.size === 0) state.forms = null;
+      }
       if (state.subscribers.size === 0) this.#emptied(state);
       this.#channels.dropIfIdle(state);
     }

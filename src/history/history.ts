@@ -5,6 +5,7 @@
  * clients replay from it (see catch-up.ts); `history()` and `GET /history` read it.
  */
 import type { ChannelState } from '../channels.js';
+import type { CanonicalBatch } from '../fanout/layout.js';
 import { Deque } from './deque.js';
 
 /**
@@ -15,13 +16,9 @@ import { Deque } from './deque.js';
  */
 export const FRAME_OVERHEAD_BYTES = 256;
 
-/** One finished batch kept for replay. */
-export interface HistoryEntry {
+/** One finished batch kept for replay: its canonical frame, exactly as written live (other forms are laid out from it). */
+export interface HistoryEntry extends CanonicalBatch {
   readonly channel: ChannelState;
-  readonly firstSeq: number;
-  readonly count: number;
-  /** The complete WebSocket frame, exactly as written live. */
-  readonly frame: Buffer;
   /** When it was released (`Date.now()`). */
   readonly at: number;
   evicted: boolean;
@@ -100,11 +97,12 @@ export class HistoryStore {
     }
   }
 
-  /** Keeps a released frame of `state`'s channel, then evicts what the bounds require. */
-  append(state: ChannelState, firstSeq: number, count: number, frame: Buffer, now: number): void {
+  /** Keeps a released batch of `state`'s channel, then evicts what the bounds require. */
+  append(state: ChannelState, batch: CanonicalBatch, now: number): void {
     if (!this.enabled) return;
     const history = (state.history ??= new ChannelHistory());
-    const entry: HistoryEntry = { channel: state, firstSeq, count, frame, at: now, evicted: false };
+    const { firstSeq, count, frame, deflate } = batch;
+    const entry: HistoryEntry = { channel: state, firstSeq, count, frame, deflate, at: now, evicted: false };
     history.entries.push(entry);
     const cost = frame.byteLength + FRAME_OVERHEAD_BYTES;
     history.messages += count;

@@ -1,9 +1,10 @@
 /**
  * Decodes one batchcast frame (the WebSocket message payload) into its messages.
- * Browser-safe: pako inflates and msgpackr unpacks; no Node-only APIs.
+ * Browser-safe: msgpackr unpacks; no Node-only APIs. Envelope-compressed bodies need
+ * an inflater from the caller (node:zlib, or pako from pako-inflate.ts): the browser
+ * client loads pako only when such a frame arrives, and over permessage-deflate none does.
  */
 import { Unpackr } from 'msgpackr';
-import { Inflate as PakoInflate } from 'pako';
 import { ProtocolError } from '../errors.js';
 import { KIND_BATCH, readEnvelopeHeader } from './envelope.js';
 
@@ -25,40 +26,19 @@ export type Inflate = (body: Uint8Array, maxBytes: number) => Uint8Array;
 /** Default bound on an inflated body: far above any batch the server's defaults produce. */
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
 
-/** pako, stopped as soon as its output passes `maxBytes`. */
-export const pakoInflate: Inflate = (body, maxBytes) => {
-  const inflator = new PakoInflate({ raw: true });
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  inflator.onData = (chunk) => {
-    total += chunk.byteLength;
-    if (total > maxBytes) throw new Error(`inflated body passes ${maxBytes} bytes`);
-    chunks.push(chunk);
-  };
-  inflator.push(body, true);
-  if (inflator.err !== 0) throw new Error(inflator.msg || `inflate error ${inflator.err}`);
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-};
-
 /**
- * Decodes a binary frame. Throws {@link ProtocolError} naming what is wrong, and
+ * Decodes a binary frame (`inflate` is needed only for envelope-compressed bodies). Throws {@link ProtocolError} naming what is wrong, and
  * nothing else, for any bytes that are not a valid batchcast v1 frame: a hostile
  * or broken server cannot make it throw anything a client does not expect.
  */
-export function decodeFrame(frame: Uint8Array, inflate: Inflate = pakoInflate, maxBodyBytes = DEFAULT_MAX_BODY_BYTES): DecodedFrame {
+export function decodeFrame(frame: Uint8Array, inflate?: Inflate, maxBodyBytes = DEFAULT_MAX_BODY_BYTES): DecodedFrame {
   if (!(frame instanceof Uint8Array)) throw new ProtocolError(`a frame must be a Uint8Array, got ${Object.prototype.toString.call(frame)}`);
   const header = readEnvelopeHeader(frame);
   if (typeof header === 'string') throw new ProtocolError(header);
   let body = frame.subarray(header.bodyOffset);
   if (header.kind !== KIND_BATCH) return { kind: 'notice', channel: header.channel, notice: parseNotice(body) };
   if (header.compressed) {
+    if (inflate === undefined) throw new ProtocolError(`channel "${header.channel}": the body is compressed and no inflater was given (pakoInflate, or node:zlib inflateRawSync)`);
     try {
       body = inflate(body, maxBodyBytes);
     } catch (error) {

@@ -8,7 +8,8 @@
  */
 import type { ChannelState, Released } from '../channels.js';
 import { fanOut, type FanoutCounters, type FanoutOptions } from '../fanout/fanout.js';
-import type { RejectedMessage } from '../encode/task.js';
+import type { DeflateInfo, RejectedMessage, SmallDeflate } from '../encode/task.js';
+import { BatchFrames, type CanonicalBatch, type LayoutCounters } from '../fanout/layout.js';
 import { ERROR_CODES, InvalidMessageError, MessageTooLargeError } from '../errors.js';
 import type { HistoryStore } from '../history/history.js';
 import { writeFirstSeq } from '../protocol/envelope.js';
@@ -37,18 +38,21 @@ export class ReleaseStep {
   readonly #fanoutCounters: FanoutCounters;
   readonly #encodeSamples: SampleRing;
   readonly #history: HistoryStore;
+  readonly #layoutCounters: LayoutCounters;
   /** In a cluster: where finished batches go instead (Redis assigns the seq; every node delivers what it receives). */
-  readonly #publish: ((state: ChannelState, count: number, dropped: number, frame: Buffer) => void) | null;
+  readonly #publish: PublishToBroker | null;
 
   constructor(
     fanout: FanoutOptions,
     fanoutCounters: FanoutCounters,
+    layoutCounters: LayoutCounters,
     encodeSamples: SampleRing,
     history: HistoryStore,
-    publish: ((state: ChannelState, count: number, dropped: number, frame: Buffer) => void) | null = null,
+    publish: PublishToBroker | null = null,
   ) {
     this.#fanout = fanout;
     this.#fanoutCounters = fanoutCounters;
+    this.#layoutCounters = layoutCounters;
     this.#encodeSamples = encodeSamples;
     this.#history = history;
     this.#publish = publish;
@@ -61,7 +65,7 @@ export class ReleaseStep {
       c.batchesFailed++;
       c.messagesFailed += messages;
       // Its messages still take their numbers: a gap of exactly them.
-      if (this.#publish !== null) this.#publish(state, 0, droppedBefore + messages, EMPTY);
+      if (this.#publish !== null) this.#publish(state, 0, droppedBefore + messages, EMPTY, null);
       else state.nextSeq += droppedBefore + messages;
       return;
     }
@@ -72,23 +76,28 @@ export class ReleaseStep {
     this.#encodeSamples.add(result.encodeMicros);
     // A Buffer over the transferred memory (no copy): socket.write converts any other Uint8Array per call, i.e. per subscriber.
     const frame = Buffer.from(result.frame);
-    if (this.#publish !== null) this.#publish(state, result.count, droppedBefore, frame);
+    if (this.#publish !== null) this.#publish(state, result.count, droppedBefore, frame, result.deflate);
     else if (result.count === 0) state.nextSeq += droppedBefore;
-    else this.deliver(state, state.nextSeq + droppedBefore, result.count, frame);
+    else this.deliver(state, state.nextSeq + droppedBefore, result.count, frame, result.deflate, result.small);
   };
 
   /**
    * Delivers a finished frame of `state`'s channel at `firstSeq`: stamps the sequence
-   * number into it, moves the channel's position on, keeps the frame in history, fans it out.
+   * number into it, moves the channel's position on, keeps the frame in history, fans it
+   * out (laid out in each form its subscribers take).
    */
-  deliver(state: ChannelState, firstSeq: number, count: number, frame: Buffer): void {
+  deliver(state: ChannelState, firstSeq: number, count: number, frame: Buffer, deflate: DeflateInfo | null, small: SmallDeflate | null = null): void {
     writeFirstSeq(new DataView(frame.buffer, frame.byteOffset, frame.byteLength), wsPayloadOffset(frame), firstSeq);
     state.nextSeq = firstSeq + count;
-    this.#history.append(state, firstSeq, count, frame, Date.now());
+    const batch: CanonicalBatch = { firstSeq, count, frame, deflate };
+    this.#history.append(state, batch, Date.now());
     this.counters.messagesDelivered += count * state.subscribers.size;
-    fanOut(state, frame, firstSeq, this.#fanout, this.#fanoutCounters);
+    fanOut(state, new BatchFrames(state.name, batch, small, this.#layoutCounters), firstSeq, this.#fanout, this.#fanoutCounters);
   }
 }
+
+/** Hands a finished batch to the broker (cluster): Redis numbers it, every node delivers it. */
+export type PublishToBroker = (state: ChannelState, count: number, dropped: number, frame: Buffer, deflate: DeflateInfo | null) => void;
 
 const EMPTY = Buffer.alloc(0);
 

@@ -4,6 +4,8 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { StoredFrame } from '../broker/relay.js';
 import type { ChannelState } from '../channels.js';
+import { formKey, negotiatedWindow, type FormKey } from '../fanout/forms.js';
+import type { Format } from '../protocol/formats.js';
 
 /**
  * A channel on which a connection is behind the live stream (a slow client, or a
@@ -30,6 +32,10 @@ export class Connection {
   readonly request: IncomingMessage;
   /** What `authorize` returned for this client (any value other than `true`), for `canSubscribe`. */
   readonly identity: unknown;
+  /** The wire format it asked for (`?format=`, or the server's default). */
+  readonly format: Format;
+  /** Its wire form: format and transport compression (fanout/forms.ts). */
+  readonly form: FormKey;
   readonly channels = new Set<string>();
   /** Answered the last ping. */
   alive = true;
@@ -40,12 +46,21 @@ export class Connection {
   /** Channels it is catching up on from history, by name; null when it is live on all. */
   lags: Map<string, Lag> | null = null;
 
-  constructor(ws: WebSocket, request: IncomingMessage, identity: unknown) {
+  constructor(ws: WebSocket, request: IncomingMessage, identity: unknown, format: Format = 'batchcast') {
     this.ws = ws;
     // ws keeps the net.Socket private; writing prepared frames there is the whole point of fan-out.
     this.socket = (ws as unknown as { _socket: Duplex })._socket;
     this.request = request;
     this.identity = identity;
+    this.format = format;
+    // ws keeps the negotiated extension private too; its accepted parameters say what window the client allows.
+    const deflate = (ws as unknown as { _extensions: Record<string, { params?: Record<string, unknown> } | undefined> })._extensions['permessage-deflate'];
+    this.form = formKey(format, negotiatedWindow(deflate?.params));
+  }
+
+  /** Whether the client negotiated permessage-deflate and gets transport-compressed frames. */
+  get transportCompressed(): boolean {
+    return (this.form & 15) !== 0;
   }
 
   /** Whether the WebSocket is open (not connecting, closing or closed). */

@@ -49,9 +49,13 @@ export function parseControl(text: string): ControlMessage | ControlError {
 
 /** Channels named in a `?channels=a,b` query parameter (unvalidated). */
 export function channelsFromUrl(url: string | undefined): string[] {
-  if (url === undefined) return [];
-  const query = url.indexOf('?');
-  if (query === -1) return [];
-  const list = new URLSearchParams(url.slice(query + 1)).get('channels');
+  const list = queryParameter(url, 'channels');
   return list === null || list === '' ? [] : list.split(',');
+}
+
+/** The value of query parameter `name` of a request URL, or null when absent. */
+export function queryParameter(url: string | undefined, name: string): string | null {
+  if (url === undefined) return null;
+  const query = url.indexOf('?');
+  return query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get(name);
 }

@@ -19,15 +19,18 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ListenError } from '../errors.js';
+import type { Format } from '../protocol/formats.js';
 import { admitUpgrade, rejectUpgrade, type UpgradeGateOptions, type UpgradeVerdict } from './upgrade-gate.js';
 
 export interface EndpointOptions {
   gate: UpgradeGateOptions;
   maxPayload: number;
+  /** Negotiate permessage-deflate with clients that offer it (our frames arrive compressed once, see fanout/layout.ts). */
+  perMessageDeflate: boolean;
   /** True once shutdown has begun: upgrades get 503. */
   closing: () => boolean;
   /** A WebSocket was accepted. */
-  onConnection: (ws: WebSocket, request: IncomingMessage, identity: unknown) => void;
+  onConnection: (ws: WebSocket, request: IncomingMessage, identity: unknown, format: Format) => void;
   /** `authorize` threw or rejected (the upgrade was refused with 401), or accepting failed (a bug). */
   onCallbackError: (callback: string, error: unknown) => void;
   /** Our own server reported an error after it started listening (e.g. EMFILE on accept). */
@@ -53,6 +56,7 @@ interface Accepting {
   socket: Duplex;
   head: Buffer;
   identity: unknown;
+  format: Format;
 }
 
 /** Socket errors before ws owns the socket: the socket is destroyed by the error itself; nothing else to do. */
@@ -74,8 +78,18 @@ export class Endpoint {
 
   constructor(options: EndpointOptions) {
     this.#options = options;
-    // Our own compression, one frame for all: ws's per-client permessage-deflate stays off.
-    this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload, clientTracking: false });
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      // Negotiated only: ws never compresses our frames (fan-out writes them, compressed once, to the socket
+      // itself), and it sends nothing else but control frames. It does inflate what clients compress,
+      // bounded by maxPayload. server_no_context_takeover tells clients no message refers to an earlier one;
+      // client_no_context_takeover asks the same of them, so clients such as ws leave small control
+      // messages uncompressed (with context kept, ws compresses every message, and each costs the server
+      // an inflate on the libuv pool: ~1 500 messages/s per client, measured).
+      perMessageDeflate: options.perMessageDeflate ? { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: Number.MAX_SAFE_INTEGER } : false,
+      maxPayload: options.maxPayload,
+      clientTracking: false,
+    });
   }
 
   /** Upgrades waiting for `authorize`. */
@@ -139,7 +153,7 @@ export class Endpoint {
       else this.#refuse(socket, verdict);
       return;
     }
-    this.#accepting.push({ request, socket, head, identity: verdict.identity });
+    this.#accepting.push({ request, socket, head, identity: verdict.identity, format: verdict.format });
     this.#acceptTurn ??= setImmediate(this.#acceptSome);
   }
 
@@ -153,7 +167,7 @@ export class Endpoint {
     if (this.#accepting.length > 0) this.#acceptTurn = setImmediate(this.#acceptSome);
   };
 
-  #accept({ request, socket, head, identity }: Accepting): void {
+  #accept({ request, socket, head, identity, format }: Accepting): void {
     this.#pending.delete(socket);
     if (socket.destroyed) {
       this.counters.upgradesAborted++;
@@ -164,7 +178,7 @@ export class Endpoint {
       this.#refuse(socket, SHUTTING_DOWN);
       return;
     }
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#options.onConnection(ws, request, identity));
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#options.onConnection(ws, request, identity, format));
     // ws listens for the socket's errors from handleUpgrade on (and on the WebSocket after).
     socket.off('error', ignoreSocketError);
   }

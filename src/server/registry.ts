@@ -9,6 +9,7 @@ import { WebSocket } from 'ws';
 import { whenFlushed } from '../fanout/fanout.js';
 import type { Subscriptions } from '../fanout/subscriptions.js';
 import { CLOSE_CODES } from '../protocol/close-codes.js';
+import type { Format } from '../protocol/formats.js';
 import { Connection } from './connection.js';
 import { channelsFromUrl } from './control.js';
 import type { ControlHandler } from './control-handler.js';
@@ -45,9 +46,9 @@ export class ConnectionRegistry {
   }
 
   /** Registers an accepted WebSocket and subscribes it to the channels of its URL. */
-  accept(ws: WebSocket, request: IncomingMessage, identity: unknown): void {
+  accept(ws: WebSocket, request: IncomingMessage, identity: unknown, format: Format): void {
     const { subscriptions, control, onSendError } = this.#options;
-    const connection = new Connection(ws, request, identity);
+    const connection = new Connection(ws, request, identity, format);
     this.connections.add(connection);
     this.counters.connectionsTotal++;
     ws.on('pong', () => {

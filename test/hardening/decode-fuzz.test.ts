@@ -6,7 +6,8 @@
 import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { ProtocolError } from '../../src/errors.js';
-import { decodeFrame, pakoInflate, type Inflate } from '../../src/protocol/decode.js';
+import { decodeFrame, type Inflate } from '../../src/protocol/decode.js';
+import { pakoInflate } from '../../src/protocol/pako-inflate.js';
 import { fuzzSeed, prng } from '../helpers/prng.js';
 import { hostileFrame } from './hostile-frames.js';
 

@@ -2,7 +2,11 @@
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import { createBroadcaster, type Broadcaster, type BroadcasterOptions } from '../../src/index.js';
-import { decodeFrame, type DecodedFrame } from '../../src/protocol/decode.js';
+import { inflateRawSync } from 'node:zlib';
+import { decodeFrame, type DecodedFrame, type Inflate } from '../../src/protocol/decode.js';
+
+/** node:zlib as the protocol decoder's inflater. */
+export const zlibInflate: Inflate = (body, maxBytes) => inflateRawSync(body, { maxOutputLength: maxBytes });
 
 /** Starts a broadcaster on a free loopback port; `close()` it in afterEach. */
 export async function startBroadcaster(options: Omit<BroadcasterOptions, 'server' | 'noServer'> = {}): Promise<{ broadcaster: Broadcaster; url: string }> {
@@ -11,17 +15,21 @@ export async function startBroadcaster(options: Omit<BroadcasterOptions, 'server
   return { broadcaster, url: `ws://127.0.0.1:${broadcaster.address()!.port}/` };
 }
 
-/** A raw `ws` client that decodes every binary frame with the protocol decoder. */
+/**
+ * A raw `ws` client that decodes every binary frame with the protocol decoder. It does
+ * not offer permessage-deflate unless asked (`transport`), so it sees envelopes as the
+ * worker made them; ws inflates transport-compressed frames when it does.
+ */
 export class RawClient {
   readonly ws: WebSocket;
   readonly frames: DecodedFrame[] = [];
   readonly notices: Record<string, unknown>[] = [];
   readonly messages: { channel: string; seq: number; data: unknown }[] = [];
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
+  constructor(url: string, transport = false) {
+    this.ws = new WebSocket(url, { perMessageDeflate: transport });
     this.ws.on('message', (data: Buffer) => {
-      const frame = decodeFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      const frame = decodeFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), zlibInflate);
       this.frames.push(frame);
       if (frame.kind === 'notice') this.notices.push(frame.notice);
       else frame.messages.forEach((m, i) => this.messages.push({ channel: frame.channel, seq: frame.firstSeq + i, data: m }));
@@ -29,9 +37,9 @@ export class RawClient {
   }
 
   /** Connects and waits for the `subscribed` notice when channels were requested. */
-  static async open(url: string, channels: string[] = []): Promise<RawClient> {
+  static async open(url: string, channels: string[] = [], transport = false): Promise<RawClient> {
     const full = channels.length > 0 ? `${url}?channels=${channels.join(',')}` : url;
-    const client = new RawClient(full);
+    const client = new RawClient(full, transport);
     await once(client.ws, 'open');
     if (channels.length > 0) await client.waitFor(() => client.notices.some((n) => n.op === 'subscribed'));
     return client;
