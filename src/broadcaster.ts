@@ -323,6 +323,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       release: this.#releaseStep.counters,
       fanout: this.#fanoutCounters,
       registry: this.#registry.counters,
+      formats: this.#registry.formats,
+      layout: this.#layoutCounters,
       endpoint: this.#endpoint.counters,
       rate: this.#rate,
       encodeRate: this.#encodeRate,

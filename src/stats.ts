@@ -6,12 +6,13 @@ import type { HistoryStore } from './history/history.js';
 import type { Recovery } from './history/recovery.js';
 import type { Cluster } from './broker/cluster.js';
 import type { FanoutCounters } from './fanout/fanout.js';
+import type { LayoutCounters } from './fanout/layout.js';
 import type { Subscriptions } from './fanout/subscriptions.js';
 import type { Batcher } from './publish/batcher.js';
 import type { ReleaseCounters } from './release/release.js';
 import type { Sequencer } from './release/sequencer.js';
 import type { EndpointCounters } from './server/endpoint.js';
-import type { RegistryCounters } from './server/registry.js';
+import type { ConnectionRegistry, RegistryCounters } from './server/registry.js';
 
 /** Keeps the last `capacity` samples; percentiles are computed on demand, never on the hot path. */
 export class SampleRing {
@@ -72,6 +73,8 @@ export interface StatsSources {
   release: ReleaseCounters;
   fanout: FanoutCounters;
   registry: RegistryCounters;
+  formats: ConnectionRegistry['formats'];
+  layout: LayoutCounters;
   endpoint: EndpointCounters;
   rate: RateMeter;
   encodeRate: RateMeter;
@@ -126,6 +129,12 @@ export function assembleStats(s: StatsSources) {
     channels: s.channels.size,
     idleChannelCounters: s.channels.idleCounters,
     reorderedBatches: s.sequencer.reordered,
+    forms: {
+      connections: { ...s.formats },
+      laidOut: s.layout.formsLaidOut,
+      bodiesInflated: s.layout.bodiesInflated,
+      smallDeflates: r.smallDeflates,
+    },
     history: { enabled: s.history.enabled, ...s.history.counters },
     catchUp: { lagging: s.catchUp.lagging, ...s.catchUp.counters },
     recoveries: { ...s.recovery.counters },

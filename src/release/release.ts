@@ -26,12 +26,14 @@ export interface ReleaseCounters {
   /** Batches that could not be encoded at all, and the messages they held. */
   batchesFailed: number;
   messagesFailed: number;
+  /** Batches the worker also deflated with a smaller window (subscribers that allow no more). */
+  smallDeflates: number;
 }
 
 /** Releases finished batches to their channel's subscribers. */
 export class ReleaseStep {
   readonly counters: ReleaseCounters = {
-    batches: 0, rawBytes: 0, wireBytes: 0, encodeMicros: 0, messagesDelivered: 0, batchesFailed: 0, messagesFailed: 0,
+    batches: 0, rawBytes: 0, wireBytes: 0, encodeMicros: 0, messagesDelivered: 0, batchesFailed: 0, messagesFailed: 0, smallDeflates: 0,
   };
 
   readonly #fanout: FanoutOptions;
@@ -73,6 +75,7 @@ export class ReleaseStep {
     c.rawBytes += result.rawBytes;
     c.wireBytes += result.frame.byteLength;
     c.encodeMicros += result.encodeMicros;
+    if (result.small !== null) c.smallDeflates++;
     this.#encodeSamples.add(result.encodeMicros);
     // A Buffer over the transferred memory (no copy): socket.write converts any other Uint8Array per call, i.e. per subscriber.
     const frame = Buffer.from(result.frame);

@@ -34,6 +34,8 @@ export interface RegistryCounters {
 export class ConnectionRegistry {
   readonly connections = new Set<Connection>();
   readonly counters: RegistryCounters = { connectionsTotal: 0, heartbeatTerminated: 0 };
+  /** Open connections per wire format, and how many of them negotiated transport compression. */
+  readonly formats: Record<Format, number> & { transportCompressed: number } = { batchcast: 0, json: 0, seed: 0, transportCompressed: 0 };
   readonly #options: RegistryOptions;
   readonly #heartbeat: NodeJS.Timeout | null = null;
 
@@ -51,6 +53,7 @@ export class ConnectionRegistry {
     const connection = new Connection(ws, request, identity, format);
     this.connections.add(connection);
     this.counters.connectionsTotal++;
+    this.#count(connection, 1);
     ws.on('pong', () => {
       connection.alive = true;
     });
@@ -62,12 +65,18 @@ export class ConnectionRegistry {
     connection.socket.on('error', (error) => onSendError(connection, error));
     ws.on('close', (code) => {
       this.connections.delete(connection);
+      this.#count(connection, -1);
       subscriptions.removeAll(connection);
       control.forget(connection);
       this.#options.onDisconnect(connection, code);
     });
     this.#options.onConnection(connection);
     control.subscribeFromUrl(connection, channelsFromUrl(request.url));
+  }
+
+  #count(connection: Connection, delta: 1 | -1): void {
+    this.formats[connection.format] += delta;
+    if (connection.transportCompressed) this.formats.transportCompressed += delta;
   }
 
   /** Stops heartbeats. */

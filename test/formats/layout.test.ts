@@ -6,7 +6,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { constants, deflateRawSync, inflateRawSync, inflateSync } from 'node:zlib';
-import { Inflate as PakoInflate, inflate as pakoZlibInflate } from 'pako';
+import { Inflate as PakoInflate, Z_SYNC_FLUSH, inflate as pakoZlibInflate } from 'pako';
 import { describe, expect, it } from 'vitest';
 import { encodeBatch } from '../../src/encode/encode-batch.js';
 import type { EncodeTask } from '../../src/encode/task.js';
@@ -50,7 +50,7 @@ function receive(payload: Uint8Array, rsv1: boolean, windowBits: number): Buffer
   const strict = new PakoInflate({ raw: true, windowBits, chunkSize: 256 });
   const chunks: Uint8Array[] = [];
   strict.onData = (chunk: Uint8Array) => chunks.push(chunk);
-  strict.push(data, constants.Z_SYNC_FLUSH);
+  strict.push(data, Z_SYNC_FLUSH);
   if (strict.err !== 0) throw new Error(`pako, window ${windowBits}: ${strict.msg}`);
   expect(Buffer.concat(chunks).equals(zlib)).toBe(true);
   return zlib;
@@ -145,7 +145,7 @@ describe('laying out the forms of one batch', () => {
       const { frames } = framesOf(task(ticks.map((t) => ({ ...t, seq }))), seq * 40);
       const { payload } = parse(frames.for(formKey('json', 15)));
       chunks.length = 0;
-      inflater.push(Buffer.concat([payload, TAIL]), constants.Z_SYNC_FLUSH);
+      inflater.push(Buffer.concat([payload, TAIL]), Z_SYNC_FLUSH);
       expect(inflater.err).toBe(0);
       const text = Buffer.concat(chunks).toString();
       expect(JSON.parse(text)).toMatchObject({ seq: seq * 40, messages: ticks.map((t) => ({ ...t, seq })) });
