@@ -19,20 +19,17 @@ import { createCluster, type Cluster } from './broker/cluster.js';
 import { ChannelTable } from './channels.js';
 import { checkServerOption, resolveConfig, type ResolvedConfig } from './config.js';
 import { AbandonedError, EncoderPool } from './encode/pool.js';
-import type { EncodeSettings, EncodeTask } from './encode/task.js';
+import { encodeTask, type EncodeSettings } from './encode/task.js';
 import {
   ClosedError,
   EncodeError,
   InvalidChannelError,
   InvalidConfigError,
-  InvalidMessageError,
   type BrokerError,
   type ListenError,
-  MessageTooLargeError,
 } from './errors.js';
 import { CatchUp } from './fanout/catch-up.js';
 import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
-import { seedNeeded, smallWindowNeeded } from './fanout/forms.js';
 import { ReplayForms, type LayoutCounters } from './fanout/layout.js';
 import { noticeFrame, type Notice } from './fanout/notice.js';
 import { Subscriptions } from './fanout/subscriptions.js';
@@ -41,6 +38,7 @@ import { readHistory, type HistoryPage, type HistoryQuery } from './history/read
 import { Recovery } from './history/recovery.js';
 import { isValidChannel } from './protocol/channel.js';
 import { Batcher, type Batch } from './publish/batcher.js';
+import { checkMessage, checkSerialized } from './publish/check.js';
 import { messageErrors, ReleaseStep } from './release/release.js';
 import { Sequencer } from './release/sequencer.js';
 import type { Connection } from './server/connection.js';
@@ -231,10 +229,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     // A live channel's name was checked when its state was made: one lookup, no pattern test.
     const state = this.#channels.get(channel);
     if (state === undefined && !isValidChannel(channel)) throw new InvalidChannelError(channel);
-    const type = typeof message;
-    if (!(type === 'object' || type === 'number' || type === 'string' || type === 'boolean' || (type === 'bigint' && this.config.codec === 'msgpack'))) {
-      throw new InvalidMessageError(channel, `${type} has no ${this.config.codec} representation`);
-    }
+    checkMessage(channel, message, this.config.codec);
     this.#counters.messagesPublished++;
     this.#batcher.append(state ?? this.#channels.open(channel), message, false);
   }
@@ -248,17 +243,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     if (this.#closing !== null) throw new ClosedError('publishSerialized');
     const state = this.#channels.get(channel);
     if (state === undefined && !isValidChannel(channel)) throw new InvalidChannelError(channel);
-    const limit = this.config.maxMessageBytes;
-    if (this.config.codec === 'json') {
-      if (typeof data !== 'string') throw new InvalidMessageError(channel, 'pre-serialized messages for the json codec must be strings');
-      // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only when the length alone cannot settle it.
-      if (data.length > limit || (data.length * 3 > limit && Buffer.byteLength(data) > limit)) {
-        throw new MessageTooLargeError(channel, Buffer.byteLength(data), limit);
-      }
-    } else {
-      if (!(data instanceof Uint8Array)) throw new InvalidMessageError(channel, 'pre-serialized messages for the msgpack codec must be Uint8Arrays');
-      if (data.byteLength > limit) throw new MessageTooLargeError(channel, data.byteLength, limit);
-    }
+    checkSerialized(channel, data, this.config.codec, this.config.maxMessageBytes);
     this.#counters.messagesPublished++;
     this.#batcher.append(state ?? this.#channels.open(channel), data, true);
   }
@@ -383,17 +368,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #encode = (batch: Batch): void => {
     const { state } = batch;
     const ticket = this.#sequencer.ticket(state);
-    const task: EncodeTask = {
-      ...this.#settings,
-      channel: state.name,
-      items: batch.items,
-      serialized: batch.serialized,
-      // Subscribers that allow only a smaller window get a deflate of their own; seed's zlib frames need the Adler-32
-      // (in a cluster always: other nodes' subscribers are unknown here).
-      smallWindowBits: smallWindowNeeded(state.forms, this.config.compressionWindowBits),
-      adler32: this.#cluster !== null || seedNeeded(state.forms),
-    };
-    this.#pool.submit(task, (error, result) => {
+    this.#pool.submit(encodeTask(this.#settings, batch, this.#cluster !== null), (error, result) => {
       // Release first (the channel moves on whatever happened), then tell user code.
       this.#sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore });
       if (result?.rejected) {

@@ -1,5 +1,7 @@
 /** The messages passed between the main thread and the encoder workers. */
 import type { ERROR_CODES } from '../errors.js';
+import { seedNeeded, smallWindowNeeded } from '../fanout/forms.js';
+import type { Batch } from '../publish/batcher.js';
 import type { Codec } from '../protocol/envelope.js';
 import type { PackedItems } from './handoff.js';
 
@@ -68,4 +70,21 @@ export interface EncodeResult {
   /** Worker time spent on this batch, in microseconds. */
   encodeMicros: number;
   rejected: RejectedMessage[] | null;
+}
+
+/**
+ * The task for a closed batch. What the channel's subscribers take decides the extras:
+ * a deflate of their own for those that allow only a smaller window, and the Adler-32
+ * for seed's zlib frames (in a cluster always: other nodes' subscribers are unknown here).
+ */
+export function encodeTask(settings: EncodeSettings, batch: Batch, clustered: boolean): EncodeTask {
+  const { state } = batch;
+  return {
+    ...settings,
+    channel: state.name,
+    items: batch.items,
+    serialized: batch.serialized,
+    smallWindowBits: smallWindowNeeded(state.forms, settings.compressionWindowBits),
+    adler32: clustered || seedNeeded(state.forms),
+  };
 }
