@@ -54,12 +54,14 @@ export interface RelayCounters {
   messagesDropped: number;
   /** Frames read from a stream to fill a jump in the live subscription. */
   framesFilled: number;
+  /** Sequence numbers a fill could not read from the stream (never reached Redis, or trimmed): a gap for this node's subscribers. */
+  messagesLost: number;
   epochChanges: number;
 }
 
 /** Connects the local pipeline to Redis for one node. */
 export class ClusterRelay {
-  readonly counters: RelayCounters = { messagesDropped: 0, framesFilled: 0, epochChanges: 0 };
+  readonly counters: RelayCounters = { messagesDropped: 0, framesFilled: 0, messagesLost: 0, epochChanges: 0 };
   readonly #options: RelayOptions;
   /** Messages lost on the way to Redis, by channel: the next publish of the channel takes their numbers. */
   readonly #carry = new Map<string, number>();
@@ -190,7 +192,13 @@ export class ClusterRelay {
     this.#options.deliver(state, frame.firstSeq, frame.count, Buffer.from(frame.frame), frame.deflate);
   }
 
-  /** Reads what the subscription missed from the stream, delivers it, then what was held meanwhile. */
+  /**
+   * Reads what the subscription missed (`from`..`to − 1`) from the stream, delivers it,
+   * then what was held meanwhile. Numbers the stream does not hold are gone for good
+   * (messages that never reached Redis, or entries trimmed away): the channel moves past
+   * them, so its subscribers see the jump as a gap instead of the node waiting forever
+   * for frames that cannot come.
+   */
   async #fill(state: ChannelState, link: ClusterLink, from: number, to: number): Promise<void> {
     let stored: StoredFrame[] = [];
     try {
@@ -200,12 +208,19 @@ export class ClusterRelay {
     }
     if (state.cluster !== link) return;
     this.counters.framesFilled += stored.length;
-    this.#drain(state, link, stored);
+    this.#drain(state, link, stored, to);
   }
 
-  /** Delivers `stored` frames, then the frames held meanwhile (which may start another fill). */
-  #drain(state: ChannelState, link: ClusterLink, stored: StoredFrame[]): void {
+  /**
+   * Delivers `stored` frames, moves the channel on to `lostUntil` (what the stream could not
+   * give is a gap), then delivers the frames held meanwhile (which may start another fill).
+   */
+  #drain(state: ChannelState, link: ClusterLink, stored: StoredFrame[], lostUntil = 0): void {
     for (const frame of stored) if (frame.firstSeq >= state.nextSeq) this.#options.deliver(state, frame.firstSeq, frame.count, frame.frame, frame.deflate);
+    if (state.nextSeq < lostUntil) {
+      this.counters.messagesLost += lostUntil - state.nextSeq;
+      state.nextSeq = lostUntil;
+    }
     const held = link.held ?? [];
     link.held = null;
     for (let i = 0; i < held.length; i++) {
