@@ -8,7 +8,7 @@
  * saturated can be set aside.
  */
 import { createHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { inflateRawSync } from 'node:zlib';
+import { constants, inflateRawSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import { decodeFrame } from '../src/protocol/decode.js';
 import { serveParent, toParent, type ClientReport, type ToClient, type WireFormat } from './lib/ipc.js';
@@ -30,6 +30,7 @@ interface SimClient {
   close(): void;
 }
 
+const SYNC_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const clients: SimClient[] = [];
 const latency = createHistogram({ lowest: 1, highest: 600_000_000, figures: 3 });
 let windowStart = Number.POSITIVE_INFINITY;
@@ -117,9 +118,10 @@ function checkSeq(client: SimClient, firstSeq: number, count: number): void {
 
 async function open(url: string, wire: WireFormat, probe: boolean, awaitNotice: boolean): Promise<SimClient> {
   if (wire === 'pmd-json') return openWs(url, probe);
-  const { socket, head } = await openRaw(url);
+  // batchcast-pmd clients offer what a browser offers.
+  const { socket, head } = await openRaw(url, wire === 'pmd-envelope' ? 'permessage-deflate; client_max_window_bits' : undefined);
   const client: SimClient = { probe, ready: !awaitNotice, messages: 0, frames: 0, bytes: 0, rawBytes: 0, expected: -1, decodedRaw: 0, decodedMessages: 0, rawPerMessage: 0, close: () => socket.destroy() };
-  const onFrame = wire === 'envelope' ? envelopeHandler(client) : textHandler(client);
+  const onFrame = wire === 'envelope' || wire === 'pmd-envelope' ? envelopeHandler(client) : textHandler(client);
   const reader = new FrameReader(probe, onFrame);
   const onData = (chunk: Buffer) => {
     client.bytes += chunk.length;
@@ -131,10 +133,16 @@ async function open(url: string, wire: WireFormat, probe: boolean, awaitNotice: 
   return client;
 }
 
-/** batchcast envelopes (batchcast itself, seed-inline, inline-async, write-floor). */
+/**
+ * batchcast envelopes (batchcast itself, seed-inline, inline-async, write-floor). A
+ * transport-compressed one (RSV1) holds the envelope header in a stored block 5 bytes in:
+ * counted from there; probes inflate it (RFC 7692: append 00 00 ff ff) to decode.
+ */
 function envelopeHandler(client: SimClient) {
-  return (opcode: number, payload: Buffer | null, peek: Buffer) => {
+  return (opcode: number, framePayload: Buffer | null, framePeek: Buffer, _length: number, rsv1: boolean) => {
     if (opcode !== 2) return;
+    const peek = rsv1 ? framePeek.subarray(5) : framePeek;
+    const payload = framePayload;
     const kind = peek[2];
     if (kind === 2) {
       client.ready = true;
@@ -149,7 +157,8 @@ function envelopeHandler(client: SimClient) {
     client.rawBytes += count * client.rawPerMessage;
     if (client.frames % decodeEvery !== 0) return;
     try {
-      const frame = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), (body) => inflateRawSync(body));
+      const message = rsv1 ? inflateRawSync(Buffer.concat([payload, SYNC_TAIL]), { finishFlush: constants.Z_SYNC_FLUSH }) : payload;
+      const frame = decodeFrame(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), (body) => inflateRawSync(body));
       if (frame.kind !== 'batch') return;
       // Frames not decoded are credited with the mean serialized size seen so far.
       client.rawBytes += frame.rawBytes - count * client.rawPerMessage;

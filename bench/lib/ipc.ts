@@ -12,15 +12,16 @@ export type VariantName =
   | 'batchcast'
   | 'batchcast-pre'
   | 'batchcast-msgpack'
+  | 'batchcast-pmd'
   | 'producer'
   | 'producer-pre';
 
 export const VARIANTS: readonly VariantName[] = [
-  'producer', 'producer-pre', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack',
+  'producer', 'producer-pre', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack', 'batchcast-pmd',
 ];
 
 /** How the client process reads a variant's frames. */
-export type WireFormat = 'envelope' | 'text-each' | 'pmd-json' | 'none';
+export type WireFormat = 'envelope' | 'text-each' | 'pmd-json' | 'pmd-envelope' | 'none';
 
 export interface VariantInfo {
   /** The producer hands over objects, or JSON text it already holds. */
@@ -42,6 +43,10 @@ export const VARIANT_INFO: Readonly<Record<VariantName, VariantInfo>> = {
   batchcast: { input: 'object', wire: 'envelope', awaitNotice: true, description: 'batchcast publish(objects), codec json' },
   'batchcast-pre': { input: 'json', wire: 'envelope', awaitNotice: true, description: 'batchcast publishSerialized(JSON text), codec json' },
   'batchcast-msgpack': { input: 'object', wire: 'envelope', awaitNotice: true, description: 'batchcast publish(objects), codec msgpack' },
+  'batchcast-pmd': {
+    input: 'object', wire: 'pmd-envelope', awaitNotice: true,
+    description: 'batchcast; clients negotiate permessage-deflate: one deflate per batch on a worker, the same message to every client (RFC 7692, no context takeover)',
+  },
 };
 
 export type Scenario = 'fanout' | 'large' | 'saturation';

@@ -192,8 +192,8 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   const o: BenchOptions = {
     profile,
     scenarios: [...SCENARIOS],
-    fanoutVariants: ['producer', 'producer-pre', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack'],
-    largeVariants: ['producer', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'batchcast', 'batchcast-pre', 'batchcast-msgpack'],
+    fanoutVariants: ['producer', 'producer-pre', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack', 'batchcast-pmd'],
+    largeVariants: ['producer', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'batchcast', 'batchcast-pre', 'batchcast-msgpack', 'batchcast-pmd'],
     sizeVariants: ['seed-inline', 'inline-async', 'batchcast', 'batchcast-pre'],
     saturationVariants: ['seed-inline', 'inline-async', 'batchcast', 'batchcast-pre'],
     clients: [20, 200],
@@ -264,7 +264,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   }
   if (values.codec !== undefined) {
     const codec = oneOf(values.codec, ['json', 'msgpack', 'both'] as const, 'codec');
-    const drop = (v: VariantName) => (codec === 'json' && v === 'batchcast-msgpack') || (codec === 'msgpack' && (v === 'batchcast' || v === 'batchcast-pre'));
+    const drop = (v: VariantName) => (codec === 'json' && v === 'batchcast-msgpack') || (codec === 'msgpack' && (v === 'batchcast' || v === 'batchcast-pre' || v === 'batchcast-pmd'));
     o.fanoutVariants = o.fanoutVariants.filter((v) => !drop(v));
     o.largeVariants = o.largeVariants.filter((v) => !drop(v));
     o.sizeVariants = o.sizeVariants.filter((v) => !drop(v));

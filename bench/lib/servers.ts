@@ -286,6 +286,8 @@ export function startServer(variant: VariantName, spec: RowSpec): Promise<BenchS
     case 'batchcast': return batchcast(spec, 'json', false);
     case 'batchcast-pre': return batchcast(spec, 'json', true);
     case 'batchcast-msgpack': return batchcast(spec, 'msgpack', false);
+    // The same server as `batchcast`: its clients offer permessage-deflate (client-proc.ts), so it sends them the transport-compressed form.
+    case 'batchcast-pmd': return batchcast(spec, 'json', false);
     case 'producer':
     case 'producer-pre': return Promise.resolve(producerOnly());
   }
