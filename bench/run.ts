@@ -29,9 +29,8 @@ import {
   saturation,
   saturationTable,
   table,
-  targets,
-  targetsTable,
 } from './lib/report.js';
+import { pmdTable, pmdTargets, targets, targetsTable } from './lib/targets.js';
 import { duration, fmt } from './lib/stats.js';
 import { rowsFor } from './lib/workload.js';
 import type { CostRow, EncodeRow } from './encode-proc.js';
@@ -227,7 +226,7 @@ async function main(): Promise<void> {
   const costs = fanoutCosts(rows);
   const scaling = encodeScaling(encodeRows);
   const sat = saturation(rows);
-  const goals = targets(rows, costs, scaling);
+  const goals = [...targets(rows, costs, scaling), ...pmdTargets(rows)];
   const loadAfter = loadavg();
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const meta = {
@@ -298,6 +297,7 @@ function renderText(
   }
   if (sat.length > 0) parts.push(`\n== Saturation: ${o.satClients} clients, rate doubled from ${fmt(o.satStart, 0)} (y = sustained, n = not, c = clients saturated) ==\n${saturationTable(sat)}`);
   if (rows.some((r) => r.scenario === 'saturation')) parts.push(`\n-- saturation steps --\n${rowsTable(rows, 'saturation')}`);
+  if (rows.some((r) => r.variant === 'batchcast-pmd')) parts.push(`\n== permessage-deflate: compressed once per batch (batchcast-pmd) vs per client (ws-pmd) ==\n${pmdTable(rows)}`);
   parts.push(`\n== Targets ==\n${targetsTable(goals)}`);
   for (const goal of goals) if (goal.note !== '') parts.push(`  ${goal.id}: ${goal.note}`);
   return `${parts.join('\n')}\n`;

@@ -48,7 +48,7 @@ interface Results {
   cluster: { rows: { layout: string; busyUsPerMsg: number; latP50Ms: number; wireBytesPerMsg: number }[]; skipped?: string; error?: string };
 }
 
-const VARIANTS = ['naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack'];
+const VARIANTS = ['naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack', 'batchcast-pmd'];
 
 let out = '';
 let results: Results;
@@ -76,6 +76,7 @@ describe('bench --smoke', () => {
     expect(stdout).toContain('== Large payloads');
     expect(stdout).toContain('== Encode only');
     expect(stdout).toContain('== Saturation');
+    expect(stdout).toContain('== permessage-deflate: compressed once per batch');
     expect(stdout).toContain('== Targets ==');
     expect(stdout).toContain('== History: memory');
     expect(stdout).toContain('== History: reconnect storm');
@@ -152,7 +153,9 @@ describe('bench --smoke', () => {
       expect(row.compressionRatio).toBeGreaterThan(1);
     }
     expect(results.saturation.map((s) => s.variant).sort()).toEqual(['batchcast', 'seed-inline']);
-    expect(results.targets.map((t) => t.id)).toEqual(['busy-objects-vs-seed', 'busy-objects-vs-async', 'busy-pre-vs-seed', 'stall-large-vs-async', 'fanout-vs-write', 'encode-scaling']);
+    expect(results.targets.map((t) => t.id)).toEqual(['busy-objects-vs-seed', 'busy-objects-vs-async', 'busy-pre-vs-seed', 'stall-large-vs-async', 'fanout-vs-write', 'encode-scaling', 'pmd-wire', 'pmd-cpu', 'pmd-delivery']);
+    // Both permessage-deflate variants ran the fan-out and large rows, so wire and CPU are judged (delivery needs 200 clients).
+    expect(results.targets.filter((t) => t.id === 'pmd-wire' || t.id === 'pmd-cpu').map((t) => t.met)).not.toContain(null);
     expect(results.meta.cores).toBeGreaterThan(0);
   });
 

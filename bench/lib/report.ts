@@ -298,78 +298,6 @@ export function encodeScaling(rows: EncodeRow[]): ScalingRow[] {
   return out;
 }
 
-/** One of the issue's targets, met or not, with the measured ratio. */
-export interface Target {
-  id: string;
-  description: string;
-  limit: number;
-  measured: { label: string; ratio: number }[];
-  met: boolean | null;
-  note: string;
-}
-
-export function targets(rows: FlatRow[], costs: FanoutCost[], scaling: ScalingRow[]): Target[] {
-  const out: Target[] = [];
-  const fan = rows.filter((r) => r.scenario === 'fanout' && r.ok);
-  const verdict = (measured: { ratio: number }[], limit: number) =>
-    measured.length === 0 || measured.some((m) => !Number.isFinite(m.ratio)) ? null : measured.every((m) => m.ratio <= limit);
-  const floorCost = costs.find((c) => c.variant === 'write-floor');
-  const busyTarget = (id: string, variant: VariantName, field: 'vsSeedInline' | 'vsInlineAsync', netField: 'netVsSeedInline' | 'netVsInlineAsync', limit: number, description: string) => {
-    const cpuField = field === 'vsSeedInline' ? 'cpuVsSeedInline' : 'cpuVsInlineAsync';
-    const mine = fan.filter((r) => r.variant === variant).sort((a, b) => a.subscribers - b.subscribers);
-    const measured = mine.map((r) => ({ label: `${r.subscribers} clients`, ratio: r[field] }));
-    const reference = field === 'vsSeedInline' ? 'seed-inline' : 'inline-async';
-    // Writing the frame to every socket costs the same whoever encoded it: that share of the reference is a floor for any ratio.
-    const bounds = floorCost === undefined ? [] : mine.flatMap((r) => {
-      const ref = fan.find((f) => f.variant === reference && f.subscribers === r.subscribers);
-      if (ref === undefined || !Number.isFinite(ref.avgBatch)) return [];
-      return [`${r.subscribers} clients ${fmt((floorCost.usPerSubscriberFrame * r.subscribers) / ref.avgBatch / ref.busyUsPerMsg, 2)}×`];
-    });
-    out.push({
-      id, description, limit, measured, met: verdict(measured, limit),
-      note: `judged on total main-thread busy per message (event-loop utilization, producer included); on main-thread CPU time: ${mine.map((r) => `${r.subscribers} clients ${fmt(r[cpuField], 2)}×`).join(', ') || '-'}; busy net of the producer floor: ${mine.map((r) => `${r.subscribers} clients ${fmt(r[netField], 2)}×`).join(', ') || '-'}` +
-        (bounds.length === 0 ? '' : `; fan-out alone (write-floor µs per subscriber-frame × clients ÷ batch) is already ${bounds.join(', ')} of ${reference}'s busy`),
-    });
-  };
-  busyTarget('busy-objects-vs-seed', 'batchcast', 'vsSeedInline', 'netVsSeedInline', 0.5, 'main-thread busy per message, plain objects, ≤ 0.5× seed-inline');
-  busyTarget('busy-objects-vs-async', 'batchcast', 'vsInlineAsync', 'netVsInlineAsync', 0.8, 'main-thread busy per message, plain objects, ≤ 0.8× inline-async');
-  busyTarget('busy-pre-vs-seed', 'batchcast-pre', 'vsSeedInline', 'netVsSeedInline', 0.15, 'main-thread busy per message, pre-serialized input, ≤ 0.15× seed-inline');
-
-  const large = rows.filter((r) => r.scenario === 'large' && r.ok);
-  const sizes = [...new Set(large.map((r) => r.payloadKB))];
-  const size = sizes.sort((a, b) => Math.abs(a - 1024) - Math.abs(b - 1024))[0];
-  const at = large.filter((r) => r.payloadKB === size);
-  const stall = (variant: VariantName) => at.find((r) => r.variant === variant);
-  const bc = stall('batchcast');
-  const pre = stall('batchcast-pre');
-  const stallMeasured = bc === undefined ? [] : [{ label: `batchcast, ${fmt(size, 0)} KB`, ratio: bc.stallVsInlineAsync }];
-  const asyncRow = stall('inline-async');
-  out.push({
-    id: 'stall-large-vs-async', description: 'worst event-loop stall with ~1 MB messages ≤ 0.5× inline-async (plain objects)', limit: 0.5,
-    measured: stallMeasured, met: verdict(stallMeasured, 0.5),
-    note: `max event-loop delay: batchcast ${fmt(bc?.eldMaxMs, 1)} ms vs inline-async ${fmt(asyncRow?.eldMaxMs, 1)} ms (p99 ${fmt(bc?.eldP99Ms, 1)} vs ${fmt(asyncRow?.eldP99Ms, 1)} ms)` +
-      (pre === undefined ? '' : `; pre-serialized input: ${fmt(pre.stallVsInlineAsync, 2)}× (${fmt(pre.eldMaxMs, 1)} ms, p99 ${fmt(pre.eldP99Ms, 1)} ms)`),
-  });
-
-  const fanoutMeasured = costs.filter((c) => c.variant === 'batchcast' || c.variant === 'batchcast-pre').map((c) => ({ label: c.variant, ratio: c.vsWriteFloor }));
-  const floor = costs.find((c) => c.variant === 'write-floor');
-  out.push({
-    id: 'fanout-vs-write', description: 'per-subscriber fan-out cost within 1.15× of a raw socket.write of a prepared buffer', limit: 1.15,
-    measured: fanoutMeasured, met: verdict(fanoutMeasured, 1.15),
-    note: floor === undefined ? 'write-floor not measured' : `busy slope: floor ${fmt(floor.usPerSubscriberFrame, 2)} µs per subscriber-frame, ${costs.filter((c) => c.variant.startsWith('batchcast')).map((c) => `${c.variant} ${fmt(c.usPerSubscriberFrame, 2)} µs`).join(', ')}; on main-thread CPU: floor ${fmt(floor.cpuUsPerSubscriberFrame, 2)} µs, ${costs.filter((c) => c.variant.startsWith('batchcast')).map((c) => `${c.variant} ${fmt(c.cpuUsPerSubscriberFrame, 2)} µs (${x(c.cpuVsWriteFloor)})`).join(', ')}`,
-  });
-
-  const added = scaling.filter((s) => s.poolSize > 1);
-  const scaleMeasured = added.map((s) => ({ label: `${s.codec} level ${s.level}, thread ${s.poolSize}`, ratio: s.addedThreadEfficiency }));
-  out.push({
-    id: 'encode-scaling', description: 'encode scaling ≥ 80% efficiency per added thread up to the core count', limit: 0.8,
-    measured: scaleMeasured,
-    met: scaleMeasured.length === 0 || scaleMeasured.some((m) => !Number.isFinite(m.ratio)) ? null : scaleMeasured.every((m) => m.ratio >= 0.8),
-    note: added.length === 0 ? 'needs at least 2 pool sizes (cores ≥ 2)' : 'efficiency = (msgs/s at n − msgs/s at n−1) ÷ msgs/s at 1',
-  });
-  return out;
-}
-
 /** Renders a right-aligned text table (first column left-aligned). */
 export function table(headers: string[], body: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)));
@@ -377,7 +305,7 @@ export function table(headers: string[], body: string[][]): string {
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
-const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '-');
+export const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '-');
 
 /** The rows table of a scenario. */
 export function rowsTable(rows: FlatRow[], scenario: Scenario): string {
@@ -429,16 +357,5 @@ export function fanoutCostTable(costs: FanoutCost[]): string {
   return table(
     ['variant', 'clients', 'busy µs per subscriber-frame', '×write-floor', 'CPU µs per subscriber-frame', 'CPU ×write-floor'],
     costs.map((c) => [c.variant, `${c.fromSubscribers}→${c.toSubscribers}`, fmt(c.usPerSubscriberFrame, 2), x(c.vsWriteFloor), fmt(c.cpuUsPerSubscriberFrame, 2), x(c.cpuVsWriteFloor)]),
-  );
-}
-
-export function targetsTable(list: Target[]): string {
-  return table(
-    ['target', 'limit', 'measured', 'verdict'],
-    list.map((t) => [
-      t.description, t.id === 'encode-scaling' ? `≥ ${fmt(t.limit * 100, 0)}%` : `≤ ${t.limit}×`,
-      t.measured.map((m) => `${m.label}: ${t.id === 'encode-scaling' ? `${fmt(m.ratio * 100, 0)}%` : x(m.ratio)}`).join(', ') || '-',
-      t.met === null ? 'not measured' : t.met ? 'MET' : 'NOT MET',
-    ]),
   );
 }
