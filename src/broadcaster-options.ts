@@ -6,6 +6,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { ConfigOptions } from './config.js';
 import type { WorkerFault } from './encode/pool.js';
 import type { BrokerError, CallbackError, EncodeError, InvalidMessageError, ListenError, MessageTooLargeError } from './errors.js';
+import type { MetricsOption } from './observe/metrics.js';
 import type { Connection } from './server/connection.js';
 import type { CanSubscribe } from './server/control-handler.js';
 import type { AuthorizeResult } from './server/upgrade-gate.js';
@@ -38,6 +39,12 @@ export interface BroadcasterOptions extends ConfigOptions {
    * duplicated, not used; a Cluster means Redis Cluster). Overrides `redisUrl` / `BATCHCAST_REDIS_URL`.
    */
   redis?: string | Redis | Cluster;
+  /**
+   * Prometheus metrics (prom-client): `true` (default) keeps them in a registry of the
+   * broadcaster's own (`broadcaster.metrics`), `false` leaves them out, or settings to
+   * register them into the application's registry (`MetricsSettings`).
+   */
+  metrics?: MetricsOption;
 }
 
 /** Events of a {@link Broadcaster}. */

@@ -20,14 +20,7 @@ import { ChannelTable } from './channels.js';
 import { checkServerOption, resolveConfig, type ResolvedConfig } from './config.js';
 import { AbandonedError, EncoderPool } from './encode/pool.js';
 import { encodeTask, type EncodeSettings } from './encode/task.js';
-import {
-  ClosedError,
-  EncodeError,
-  InvalidChannelError,
-  InvalidConfigError,
-  type BrokerError,
-  type ListenError,
-} from './errors.js';
+import { ClosedError, EncodeError, InvalidChannelError, InvalidConfigError, type BrokerError, type ListenError } from './errors.js';
 import { CatchUp } from './fanout/catch-up.js';
 import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
 import { ReplayForms, type LayoutCounters } from './fanout/layout.js';
@@ -45,7 +38,9 @@ import type { Connection } from './server/connection.js';
 import { ControlHandler } from './server/control-handler.js';
 import { Endpoint } from './server/endpoint.js';
 import { ConnectionRegistry, withDeadline } from './server/registry.js';
-import { RateMeter, SampleRing, assembleStats } from './stats.js';
+import type { BatchcastMetrics } from './observe/metrics.js';
+import { Observer } from './observe/observer.js';
+import { assembleStats, type Stats } from './stats.js';
 import { UserEvents } from './user-events.js';
 
 export type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-options.js';
@@ -77,9 +72,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #fanoutOptions: FanoutOptions;
   readonly #fanoutCounters: FanoutCounters = { framesSent: 0, bytesSent: 0, batchesSkipped: 0, slowClosed: 0 };
   readonly #layoutCounters: LayoutCounters = { formsLaidOut: 0, bodiesInflated: 0 };
-  readonly #encodeSamples = new SampleRing();
-  readonly #rate: RateMeter;
-  readonly #encodeRate: RateMeter;
+  readonly #observer: Observer;
   /** Resolved when the last batch in the pool finishes (see #settled). */
   readonly #idle: (() => void)[] = [];
   readonly #events = new UserEvents<BroadcasterEvents>(this);
@@ -138,7 +131,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onBrokerError: (error) => this.#events.defer('brokerError', error),
     });
     const relay = this.#cluster?.relay ?? null;
-    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#layoutCounters, this.#encodeSamples, this.#history, relay?.publish ?? null);
+    this.#observer = new Observer({
+      published: () => this.#counters.messagesPublished, encodeMicros: () => this.#releaseStep.counters.encodeMicros, stats: () => this.stats(),
+    }, options.metrics ?? true);
+    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#layoutCounters, this.#observer, this.#history, relay?.publish ?? null);
     this.#sequencer = new Sequencer({
       release: this.#releaseStep.release,
       caughtUp: (state) => this.#channels.dropIfIdle(state),
@@ -182,8 +178,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onCallbackError: this.#events.failed,
       onServerError: (error) => this.#events.emit('serverError', error),
     });
-    this.#rate = new RateMeter(() => this.#counters.messagesPublished);
-    this.#encodeRate = new RateMeter(() => this.#releaseStep.counters.encodeMicros);
 
     let listening: Promise<void>;
     if (options.server !== undefined) {
@@ -301,8 +295,13 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#endpoint.handleUpgrade(request, socket, head);
   }
 
+  /** Prometheus metrics (prom-client), unless the `metrics` option is false; `metrics.text()` is the exposition. */
+  get metrics(): BatchcastMetrics | null {
+    return this.#observer.metrics;
+  }
+
   /** Counters and gauges; cheap enough to poll every second. */
-  stats() {
+  stats(): Stats {
     return assembleStats({
       counters: { ...this.#counters, callbackErrors: this.#events.callbackErrors },
       release: this.#releaseStep.counters,
@@ -311,9 +310,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       formats: this.#registry.formats,
       layout: this.#layoutCounters,
       endpoint: this.#endpoint.counters,
-      rate: this.#rate,
-      encodeRate: this.#encodeRate,
-      encodeSamples: this.#encodeSamples,
+      observer: this.#observer,
       batcher: this.#batcher,
       subscriptions: this.#subscriptions,
       channels: this.#channels,
@@ -342,8 +339,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   async #shutdown(): Promise<void> {
     const deadline = Date.now() + this.config.closeTimeoutMs;
     this.#registry.stop();
-    this.#rate.stop();
-    this.#encodeRate.stop();
+    this.#observer.stop();
     this.#batcher.flushAll(true);
     await withDeadline(this.#settled(), deadline);
     this.#batcher.clear();
@@ -370,7 +366,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     const ticket = this.#sequencer.ticket(state);
     this.#pool.submit(encodeTask(this.#settings, batch, this.#cluster !== null), (error, result) => {
       // Release first (the channel moves on whatever happened), then tell user code.
-      this.#sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore });
+      this.#sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore, openedAt: batch.openedAt });
       if (result?.rejected) {
         this.#counters.messagesRejected += result.rejected.length;
         for (const rejected of messageErrors(state.name, result.rejected, this.config.maxMessageBytes)) this.#events.defer('messageError', rejected);

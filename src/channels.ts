@@ -27,6 +27,8 @@ export interface Released {
   messages: number;
   /** Messages dropped from the channel (pending bound) just before this batch. */
   droppedBefore: number;
+  /** performance.now() at the batch's first publish (broadcast delay). */
+  openedAt: number;
 }
 
 /** Everything the pipeline keeps about one channel. */
@@ -40,6 +42,8 @@ export class ChannelState {
   rawCount = 0;
   /** Messages dropped (pending bound) since the last batch closed. */
   dropped = 0;
+  /** performance.now() at the open batch's first message. */
+  openedAt = 0;
   /** Fires `batchDelayMs` after the open batch's first message. */
   timer: NodeJS.Timeout | null = null;
   /** The batch is due but waits for encoder capacity (coalescing). */

@@ -28,3 +28,6 @@ export { decodeFrame } from './protocol/decode.js';
 export type { DecodedFrame } from './protocol/decode.js';
 export type { Codec } from './protocol/envelope.js';
 export { Connection } from './server/connection.js';
+export { BatchcastMetrics, OTHER_CHANNELS } from './observe/metrics.js';
+export type { MetricsOption, MetricsSettings } from './observe/metrics.js';
+export type { Percentiles, Stats } from './stats.js';

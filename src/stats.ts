@@ -13,6 +13,16 @@ import type { ReleaseCounters } from './release/release.js';
 import type { Sequencer } from './release/sequencer.js';
 import type { EndpointCounters } from './server/endpoint.js';
 import type { ConnectionRegistry, RegistryCounters } from './server/registry.js';
+import type { Observer } from './observe/observer.js';
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  max: number;
+  samples: number;
+}
 
 /** Keeps the last `capacity` samples; percentiles are computed on demand, never on the hot path. */
 export class SampleRing {
@@ -31,12 +41,18 @@ export class SampleRing {
     if (this.#size < this.#samples.length) this.#size++;
   }
 
-  /** p50/p90/p99/max of the retained samples (zeros when empty). */
-  percentiles(): { p50: number; p90: number; p99: number; max: number; samples: number } {
-    if (this.#size === 0) return { p50: 0, p90: 0, p99: 0, max: 0, samples: 0 };
+  /** p50/p90/p95/p99/max of the retained samples (zeros when empty). */
+  percentiles(): Percentiles {
+    if (this.#size === 0) return { p50: 0, p90: 0, p95: 0, p99: 0, max: 0, samples: 0 };
     const sorted = this.#samples.slice(0, this.#size).sort();
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-    return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1]!, samples: this.#size };
+    return { p50: at(0.5), p90: at(0.9), p95: at(0.95), p99: at(0.99), max: sorted[sorted.length - 1]!, samples: this.#size };
+  }
+
+  /** Forgets every sample. */
+  clear(): void {
+    this.#next = 0;
+    this.#size = 0;
   }
 }
 
@@ -76,9 +92,7 @@ export interface StatsSources {
   formats: ConnectionRegistry['formats'];
   layout: LayoutCounters;
   endpoint: EndpointCounters;
-  rate: RateMeter;
-  encodeRate: RateMeter;
-  encodeSamples: SampleRing;
+  observer: Observer;
   batcher: Batcher;
   subscriptions: Subscriptions;
   channels: ChannelTable;
@@ -97,11 +111,12 @@ export interface StatsSources {
 export function assembleStats(s: StatsSources) {
   const pool = s.pool.snapshot();
   // Worker busy time over the last second, from the workers' own timings (Piscina's figure rounds each task to whole ms).
-  const utilization = Math.min(1, s.encodeRate.perSecond / 1e6 / Math.max(1, pool.threads));
+  const o = s.observer;
+  const utilization = Math.min(1, o.encodeRate.perSecond / 1e6 / Math.max(1, pool.threads));
   const r = s.release;
   return {
     messagesPublished: s.counters.messagesPublished,
-    messagesPerSecond: s.rate.perSecond,
+    messagesPerSecond: o.rate.perSecond,
     messagesRejected: s.counters.messagesRejected,
     messagesDropped: s.batcher.droppedMessages,
     messagesPending: s.batcher.pendingMessages,
@@ -142,6 +157,11 @@ export function assembleStats(s: StatsSources) {
       connected: s.cluster.broker.connected, pending: s.cluster.broker.pending, ...s.cluster.broker.counters, ...s.cluster.relay.counters,
     },
     pool: { ...pool, utilization },
-    encodeMicros: s.encodeSamples.percentiles(),
+    encodeMicros: o.encodeSamples.percentiles(),
+    broadcastDelayMs: o.delaySamples.percentiles(),
+    broadcastDelayLastSecondMs: o.lastSecondDelay,
   };
 }
+
+/** What `broadcaster.stats()` returns. */
+export type Stats = ReturnType<typeof assembleStats>;

@@ -80,15 +80,16 @@ export class ClusterRelay {
     });
   }
 
-  /** Sends a finished batch to Redis (the release step, in channel order). */
-  readonly publish = (state: ChannelState, count: number, dropped: number, frame: Buffer, deflate: DeflateInfo | null): void => {
+  /** Sends a finished batch to Redis (the release step, in channel order); resolves false if it did not get there (counted, reported). */
+  readonly publish = (state: ChannelState, count: number, dropped: number, frame: Buffer, deflate: DeflateInfo | null): Promise<boolean> => {
     const channel = state.name;
     const carried = this.#carry.get(channel) ?? 0;
     this.#carry.delete(channel);
-    this.#options.broker.publish(channel, count, dropped + carried, frame, deflate).catch((error: BrokerError) => {
+    return this.#options.broker.publish(channel, count, dropped + carried, frame, deflate).then(() => true, (error: BrokerError) => {
       this.#carry.set(channel, (this.#carry.get(channel) ?? 0) + count + dropped + carried);
       this.counters.messagesDropped += count;
       this.#options.dropped(channel, count, error);
+      return false;
     });
   };
 

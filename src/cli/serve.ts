@@ -34,7 +34,7 @@ const CONSOLE_LOG: ServeLog = { info: (line) => console.log(line), error: (line)
 export async function serve(options: ServeOptions): Promise<Served> {
   const log = options.log ?? CONSOLE_LOG;
   const server = createServer();
-  const broadcaster = createBroadcaster({ ...options.settings, server, path: options.path, allowedOrigins: options.allowedOrigins });
+  const broadcaster = createBroadcaster({ ...options.settings, server, path: options.path, allowedOrigins: options.allowedOrigins, metrics: { defaultMetrics: true } });
   const api = createHttpApi(broadcaster, {
     publishToken: options.publishToken,
     maxBodyBytes: broadcaster.config.maxMessageBytes,
@@ -62,7 +62,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
   const { config } = broadcaster;
   log.info(`batchcast listening on ws://${shown}:${port}${options.path} (preset ${config.preset}, codec ${config.codec}, ${config.poolSize} encoder thread${config.poolSize === 1 ? '' : 's'}, batches of ${config.batchSize} / ${config.batchDelayMs} ms)`);
   if (config.redisUrl !== undefined) log.info(`  cluster node: Redis ${config.redisUrl.replace(/\/\/[^@/]*@/, '//…@')}, key prefix "${config.redisPrefix}"`);
-  log.info(`  POST http://${shown}:${port}/publish/:channel   GET /stats   GET /healthz${options.publishToken === undefined ? '   (publish: loopback only; set BATCHCAST_PUBLISH_TOKEN to open it)' : ''}`);
+  log.info(`  POST http://${shown}:${port}/publish/:channel   GET /stats   GET /metrics   GET /healthz${options.publishToken === undefined ? '   (publish: loopback only; set BATCHCAST_PUBLISH_TOKEN to open it)' : ''}`);
 
   const stopDemo = options.demo ? startDemoFeed(broadcaster, options.demoRate) : null;
   if (stopDemo !== null) {

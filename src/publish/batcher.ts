@@ -16,6 +16,8 @@ export interface Batch {
   serialized: number[] | true | null;
   /** Messages dropped from this channel since the previous batch (gap in sequence numbers). */
   droppedBefore: number;
+  /** performance.now() at its first message. */
+  openedAt: number;
 }
 
 export interface BatcherOptions {
@@ -61,6 +63,8 @@ export class Batcher {
     }
     items.push(message);
     const length = items.length;
+    // One clock read per batch, not per message: the start of its broadcast delay.
+    if (length === 1) state.openedAt = performance.now();
     if (state.waiting) {
       // Coalescing while the encoder is busy: bounded by maxPendingMessages, oldest out first.
       if (length > this.#options.maxPendingMessages) this.#dropOldest(state);
@@ -132,6 +136,7 @@ export class Batcher {
       items,
       serialized: rawCount === 0 ? null : rawCount === items.length ? true : state.serialized,
       droppedBefore: state.dropped,
+      openedAt: state.openedAt,
     };
     state.items = [];
     state.serialized = null;

@@ -14,7 +14,7 @@ import { ERROR_CODES, InvalidMessageError, MessageTooLargeError } from '../error
 import type { HistoryStore } from '../history/history.js';
 import { writeFirstSeq } from '../protocol/envelope.js';
 import { wsPayloadOffset } from '../protocol/ws-frame.js';
-import type { SampleRing } from '../stats.js';
+import type { Observer } from '../observe/observer.js';
 
 /** Counters the release step keeps. */
 export interface ReleaseCounters {
@@ -38,7 +38,7 @@ export class ReleaseStep {
 
   readonly #fanout: FanoutOptions;
   readonly #fanoutCounters: FanoutCounters;
-  readonly #encodeSamples: SampleRing;
+  readonly #observer: Observer;
   readonly #history: HistoryStore;
   readonly #layoutCounters: LayoutCounters;
   /** In a cluster: where finished batches go instead (Redis assigns the seq; every node delivers what it receives). */
@@ -48,26 +48,26 @@ export class ReleaseStep {
     fanout: FanoutOptions,
     fanoutCounters: FanoutCounters,
     layoutCounters: LayoutCounters,
-    encodeSamples: SampleRing,
+    observer: Observer,
     history: HistoryStore,
     publish: PublishToBroker | null = null,
   ) {
     this.#fanout = fanout;
     this.#fanoutCounters = fanoutCounters;
     this.#layoutCounters = layoutCounters;
-    this.#encodeSamples = encodeSamples;
+    this.#observer = observer;
     this.#history = history;
     this.#publish = publish;
   }
 
   /** Releases one batch of `state`'s channel; called in ticket order. */
-  readonly release = (state: ChannelState, { result, messages, droppedBefore }: Released): void => {
+  readonly release = (state: ChannelState, { result, messages, droppedBefore, openedAt }: Released): void => {
     const c = this.counters;
     if (result === null) {
       c.batchesFailed++;
       c.messagesFailed += messages;
       // Its messages still take their numbers: a gap of exactly them.
-      if (this.#publish !== null) this.#publish(state, 0, droppedBefore + messages, EMPTY, null);
+      if (this.#publish !== null) void this.#publish(state, 0, droppedBefore + messages, EMPTY, null);
       else state.nextSeq += droppedBefore + messages;
       return;
     }
@@ -76,12 +76,22 @@ export class ReleaseStep {
     c.wireBytes += result.frame.byteLength;
     c.encodeMicros += result.encodeMicros;
     if (result.small !== null) c.smallDeflates++;
-    this.#encodeSamples.add(result.encodeMicros);
+    const observer = this.#observer;
+    observer.encoded(result.encodeMicros);
     // A Buffer over the transferred memory (no copy): socket.write converts any other Uint8Array per call, i.e. per subscriber.
     const frame = Buffer.from(result.frame);
-    if (this.#publish !== null) this.#publish(state, result.count, droppedBefore, frame, result.deflate);
-    else if (result.count === 0) state.nextSeq += droppedBefore;
-    else this.deliver(state, state.nextSeq + droppedBefore, result.count, frame, result.deflate, result.small);
+    const { name } = state;
+    const count = result.count;
+    if (this.#publish !== null) {
+      // In a cluster the frame reaches the sockets (of every node) once Redis has it: that ends its delay here.
+      void this.#publish(state, count, droppedBefore, frame, result.deflate).then((ok) => {
+        if (ok) observer.delivered(name, count, performance.now() - openedAt);
+      });
+    } else if (count === 0) state.nextSeq += droppedBefore;
+    else {
+      this.deliver(state, state.nextSeq + droppedBefore, count, frame, result.deflate, result.small);
+      observer.delivered(name, count, performance.now() - openedAt);
+    }
   };
 
   /**
@@ -99,8 +109,8 @@ export class ReleaseStep {
   }
 }
 
-/** Hands a finished batch to the broker (cluster): Redis numbers it, every node delivers it. */
-export type PublishToBroker = (state: ChannelState, count: number, dropped: number, frame: Buffer, deflate: DeflateInfo | null) => void;
+/** Hands a finished batch to the broker (cluster): Redis numbers it, every node delivers it. Resolves false if it did not reach Redis. */
+export type PublishToBroker = (state: ChannelState, count: number, dropped: number, frame: Buffer, deflate: DeflateInfo | null) => Promise<boolean>;
 
 const EMPTY = Buffer.alloc(0);
 

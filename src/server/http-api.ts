@@ -1,6 +1,6 @@
 /**
  * The standalone server's HTTP side: `POST /publish/:channel`, `GET /history/:channel`,
- * `GET /healthz`, `GET /stats`. Publishing and reading history need the publish token
+ * `GET /healthz`, `GET /stats`, `GET /metrics` (Prometheus). Publishing and reading history need the publish token
  * when one is configured; without a token they are accepted from loopback peers only.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -28,6 +28,7 @@ export function createHttpApi(broadcaster: Broadcaster, options: HttpApiOptions)
     // 503 while shutting down, so a load balancer stops sending clients here.
     if (request.method === 'GET' && path === '/healthz') return broadcaster.closing ? json(response, 503, { status: 'closing' }) : json(response, 200, { status: 'ok' });
     if (request.method === 'GET' && path === '/stats') return json(response, 200, broadcaster.stats());
+    if (request.method === 'GET' && path === '/metrics') return metrics(broadcaster, response);
     if (path.startsWith('/publish/')) {
       if (request.method !== 'POST') return json(response, 405, { error: 'use POST /publish/:channel' }, { allow: 'POST' });
       const refusal = checkPublishAccess(request, tokenDigest);
@@ -51,6 +52,19 @@ export function createHttpApi(broadcaster: Broadcaster, options: HttpApiOptions)
     }
     json(response, 404, { error: `no route for ${request.method} ${path}` });
   };
+}
+
+/** `GET /metrics`: the Prometheus text exposition; 404 when the broadcaster has metrics off. */
+function metrics(broadcaster: Broadcaster, response: ServerResponse): void {
+  const { metrics } = broadcaster;
+  if (metrics === null) return json(response, 404, { error: 'metrics are off (metrics: false)' });
+  metrics.text().then(
+    (text) => {
+      response.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
+      response.end(text);
+    },
+    (error: unknown) => json(response, 500, { error: `metrics failed: ${(error as Error).message}` }),
+  );
 }
 
 /** The channel named by a URL path segment, or null if it is not valid percent-encoding of a valid channel. */

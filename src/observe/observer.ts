@@ -1,0 +1,64 @@
+/**
+ * What a broadcaster measures about itself beyond its counters: message and encode
+ * rates, encode time and broadcast delay samples (per batch, never per message), and the
+ * Prometheus metrics fed from them. Read by `stats()`, `GET /metrics`, the live page and
+ * the adaptive controller.
+ */
+import { RateMeter, SampleRing, type Percentiles, type Stats } from '../stats.js';
+import { BatchcastMetrics, type MetricsOption } from './metrics.js';
+
+export interface ObserverSources {
+  /** Messages published so far (for the rate). */
+  published: () => number;
+  /** Worker microseconds spent so far (for pool utilization). */
+  encodeMicros: () => number;
+  /** The broadcaster's stats(), read when metrics are scraped. */
+  stats: () => Stats;
+}
+
+/** Per-batch samples, rates and metrics of one broadcaster. */
+export class Observer {
+  readonly rate: RateMeter;
+  readonly encodeRate: RateMeter;
+  /** Worker µs per batch, the last 1024 batches. */
+  readonly encodeSamples = new SampleRing();
+  /** Broadcast delay in ms per batch (first publish → written to the sockets), the last 1024 batches. */
+  readonly delaySamples = new SampleRing();
+  /** The same, for the current second. */
+  readonly #delayWindow = new SampleRing(4096);
+  /** Broadcast delay percentiles of the last whole second (live page, adaptive controller). */
+  lastSecondDelay: Percentiles;
+  readonly #timer: NodeJS.Timeout;
+  readonly metrics: BatchcastMetrics | null;
+
+  constructor(sources: ObserverSources, metrics: MetricsOption) {
+    this.rate = new RateMeter(sources.published);
+    this.encodeRate = new RateMeter(sources.encodeMicros);
+    this.metrics = metrics === false ? null : new BatchcastMetrics(sources.stats, metrics === true ? {} : metrics);
+    this.lastSecondDelay = this.#delayWindow.percentiles();
+    this.#timer = setInterval(() => {
+      this.lastSecondDelay = this.#delayWindow.percentiles();
+      this.#delayWindow.clear();
+    }, 1000);
+    this.#timer.unref();
+  }
+
+  /** A batch came back from the pool after `micros` of worker time. */
+  encoded(micros: number): void {
+    this.encodeSamples.add(micros);
+    this.metrics?.encoded(micros);
+  }
+
+  /** A batch of `messages` on `channel` was written to its subscribers `delayMs` after its first publish. */
+  delivered(channel: string, messages: number, delayMs: number): void {
+    this.delaySamples.add(delayMs);
+    this.#delayWindow.add(delayMs);
+    this.metrics?.delivered(channel, messages, delayMs);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.rate.stop();
+    this.encodeRate.stop();
+  }
+}
