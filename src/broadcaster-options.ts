@@ -6,7 +6,9 @@ import type { Cluster, Redis } from 'ioredis';
 import type { ConfigOptions } from './config.js';
 import type { WorkerFault } from './encode/pool.js';
 import type { BrokerError, CallbackError, EncodeError, InvalidMessageError, ListenError, MessageTooLargeError } from './errors.js';
+import type { Logger } from './observe/logger.js';
 import type { MetricsOption } from './observe/metrics.js';
+import type { RecoveryStatus } from './fanout/notice.js';
 import type { Connection } from './server/connection.js';
 import type { CanSubscribe } from './server/control-handler.js';
 import type { AuthorizeResult } from './server/upgrade-gate.js';
@@ -45,6 +47,8 @@ export interface BroadcasterOptions extends ConfigOptions {
    * register them into the application's registry (`MetricsSettings`).
    */
   metrics?: MetricsOption;
+  /** Logs what an operator acts on (never per message) to a logger with pino's interface, e.g. `pino()`. */
+  logger?: Logger;
 }
 
 /** Events of a {@link Broadcaster}. */
@@ -70,4 +74,12 @@ export interface BroadcasterEvents {
   callbackError: [CallbackError];
   /** In a cluster: Redis cannot be reached (at start `ready` rejects too), was lost, or a batch could not reach it. */
   brokerError: [BrokerError];
+  /** An upgrade request was refused with an HTTP status (path, origin, authorize, format, shutdown). */
+  upgradeRejected: [{ request: IncomingMessage; status: number; reason: string }];
+  /** A client subscribed with a position: `ok` (nothing lost), `evicted` (`missed` messages gone), `epoch` (another history). */
+  recovery: [{ connection: Connection; channel: string; status: RecoveryStatus; missed: number | null }];
+  /** close() has begun. */
+  closing: [];
+  /** close() has finished: clients closed, workers stopped. */
+  closed: [];
 }

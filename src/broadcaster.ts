@@ -38,6 +38,7 @@ import type { Connection } from './server/connection.js';
 import { ControlHandler } from './server/control-handler.js';
 import { Endpoint } from './server/endpoint.js';
 import { ConnectionRegistry, withDeadline } from './server/registry.js';
+import { attachLogger } from './observe/logger.js';
 import type { BatchcastMetrics } from './observe/metrics.js';
 import { Observer } from './observe/observer.js';
 import { assembleStats, type Stats } from './stats.js';
@@ -112,7 +113,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       forms: new ReplayForms(REPLAY_FORMS_BYTES, this.#layoutCounters),
       onSendError: this.#onSendError,
     });
-    this.#recovery = new Recovery(this.#catchUp);
+    this.#recovery = new Recovery(this.#catchUp, (connection, { channel, status, missed }) => this.#events.defer('recovery', { connection, channel, status, missed }));
 
     this.#pool = new EncoderPool({
       poolSize: config.poolSize,
@@ -177,7 +178,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onConnection: (ws, request, identity, format) => this.#registry.accept(ws, request, identity, format),
       onCallbackError: this.#events.failed,
       onServerError: (error) => this.#events.emit('serverError', error),
+      onRejected: (request, status, reason) => this.#events.defer('upgradeRejected', { request, status, reason }),
     });
+    if (options.logger !== undefined) attachLogger(this, options.logger);
 
     let listening: Promise<void>;
     if (options.server !== undefined) {
@@ -338,6 +341,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
 
   async #shutdown(): Promise<void> {
     const deadline = Date.now() + this.config.closeTimeoutMs;
+    this.#events.emit('closing');
     this.#registry.stop();
     this.#observer.stop();
     this.#batcher.flushAll(true);
@@ -353,6 +357,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     await this.#cluster?.broker.close();
     // Only now: until here upgrades get a 503 from us, not whatever the server does with unclaimed upgrades.
     await this.#endpoint.close();
+    this.#events.emit('closed');
   }
 
   /** Resolves once no batch is being encoded. */

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { InvalidConfigError } from './errors.js';
 import type { Codec } from './protocol/envelope.js';
 import { FORMATS, type Format } from './protocol/formats.js';
+import { LOG_LEVELS, type LogLevel } from './observe/logger.js';
 
 export type PresetName = 'realtime' | 'balanced' | 'throughput';
 export type SlowClientPolicy = 'drop' | 'close';
@@ -138,6 +139,8 @@ export interface ServerConfig {
   /** Accepted `Origin`s for WebSocket upgrades; unset: any. */
   allowedOrigins: string[] | undefined;
   demoRate: number;
+  /** What `serve` logs (pino levels). */
+  logLevel: LogLevel;
 }
 
 /** The server's settings table (CLI flags and environment variables), validated like {@link SETTINGS}. */
@@ -152,6 +155,7 @@ export const SERVER_SETTINGS: Readonly<Record<keyof ServerConfig, Setting<Server
     fallback: () => undefined,
   },
   demoRate: { env: 'BATCHCAST_DEMO_RATE', kind: { type: 'int', min: 1, max: 10_000_000 }, fallback: () => 2000 },
+  logLevel: { env: 'BATCHCAST_LOG_LEVEL', kind: { type: 'enum', values: LOG_LEVELS }, fallback: () => 'info' },
 };
 
 /** Validates one server setting given as an option (e.g. the broadcaster's `path`); returns it. */

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RawClient, waitFor } from './helpers/harness.js';
+import { RawClient, freePort, waitFor, waitForAsync } from './helpers/harness.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const children: ChildProcess[] = [];
@@ -45,7 +45,21 @@ describe('batchcast CLI (child processes)', () => {
     server.child.kill('SIGTERM');
     const [serverCode] = await server.exited;
     expect(serverCode).toBe(0);
-    expect(server.out.stdout).toMatch(/SIGTERM: flushing batches[\s\S]*closed after \d+ messages/);
+    expect(server.out.stdout).toMatch(/SIGTERM: flushing batches[\s\S]*closed after \d+ messages/);    // pino: every line on stdout is one JSON object with a level, a time and a message.
+    const logged = server.out.stdout.trim().split('\n').map((line) => JSON.parse(line) as { level: number; time: number; msg: string; name: string });
+    expect(logged.every((entry) => typeof entry.level === 'number' && typeof entry.time === 'number' && typeof entry.msg === 'string' && entry.name === 'batchcast')).toBe(true);
+  });
+
+  it('--log-level warn keeps info lines out (and BATCHCAST_LOG_LEVEL is checked)', async () => {
+    const port = await freePort();
+    const quiet = run(['serve', '--port', String(port), '--host', '127.0.0.1', '--pool-size', '1', '--log-level', 'warn']);
+    await waitForAsync(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.status === 200, 15_000, 'serve to answer');
+    quiet.child.kill('SIGTERM');
+    expect((await quiet.exited)[0]).toBe(0);
+    expect(quiet.out.stdout).toBe('');
+    const bad = run(['serve', '--port', '0'], { BATCHCAST_LOG_LEVEL: 'loud' });
+    expect((await bad.exited)[0]).not.toBe(0);
+    expect(bad.out.stderr).toContain('BATCHCAST_LOG_LEVEL');
   });
 
   it('serves /healthz, /stats and POST /publish/:channel (loopback without a token)', async () => {

@@ -22,10 +22,12 @@ const SERVER_FLAG_KEYS = (Object.keys(SERVER_SETTINGS) as (keyof ServerConfig)[]
 const SERVER_FLAGS = Object.fromEntries(SERVER_FLAG_KEYS.map((key) => [kebab(key), { type: 'string' as const }]));
 
 const USAGE = `Usage:
-  batchcast serve [--port N] [--host H] [--path /ws] [--allowed-origins LIST] [--demo] [--demo-rate N] [--<setting> value ...]
+  batchcast serve [--port N] [--host H] [--path /ws] [--allowed-origins LIST] [--demo] [--demo-rate N] [--log-level L] [--<setting> value ...]
   batchcast tail <ws-url> <channel...> [--json] [--duration S] [--messages]
 
-serve  WebSocket endpoint at --path (default /ws), POST /publish/:channel, GET /stats, GET /healthz.
+serve  WebSocket endpoint at --path (default /ws), a live page at GET /, POST /publish/:channel, GET /stats,
+       GET /metrics (Prometheus), GET /healthz. Logs JSON lines (pino) on stdout: --log-level (env
+       BATCHCAST_LOG_LEVEL: fatal, error, warn, info (default), debug, trace, silent).
        --port (env PORT, default 8080), --host (env HOST, default 0.0.0.0), --path (env BATCHCAST_PATH),
        --allowed-origins (env BATCHCAST_ALLOWED_ORIGINS, comma list; default any origin).
        --demo publishes a synthetic ticker feed (--demo-rate msgs/s, env BATCHCAST_DEMO_RATE, default 2000).
@@ -64,7 +66,8 @@ async function runServe(args: string[]): Promise<void> {
     const raw = flags[kebab(key)];
     if (typeof raw === 'string') (server as Record<string, unknown>)[key] = parseServerSetting(key, raw, `--${kebab(key)}`);
   }
-  closeOnSignals(await serve({ ...resolveServerConfig(server, process.env), demo: values.demo === true, settings }));
+  const served = await serve({ ...resolveServerConfig(server, process.env), demo: values.demo === true, settings });
+  closeOnSignals(served, served.logger);
 }
 
 async function runTail(args: string[]): Promise<void> {

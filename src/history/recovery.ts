@@ -13,6 +13,9 @@ import type { Position } from '../protocol/position.js';
 import type { StoredFrame } from '../broker/relay.js';
 import type { Connection } from '../server/connection.js';
 
+/** The `recovery` notice. */
+export type RecoveryNotice = Extract<Notice, { op: 'recovery' }>;
+
 /** Recovery counters, for stats. */
 export type RecoveryCounters = Record<RecoveryStatus, number>;
 
@@ -20,9 +23,12 @@ export type RecoveryCounters = Record<RecoveryStatus, number>;
 export class Recovery {
   readonly counters: RecoveryCounters = { ok: 0, evicted: 0, epoch: 0 };
   readonly #catchUp: CatchUp;
+  readonly #onRecovery: (connection: Connection, notice: RecoveryNotice) => void;
 
-  constructor(catchUp: CatchUp) {
+  /** `onRecovery` hears every recovery decided (its notice), after the replay has started. */
+  constructor(catchUp: CatchUp, onRecovery: (connection: Connection, notice: RecoveryNotice) => void = () => {}) {
     this.#catchUp = catchUp;
+    this.#onRecovery = onRecovery;
   }
 
   /**
@@ -41,6 +47,12 @@ export class Recovery {
    * longer (or never) had, oldest first, ending where local history begins.
    */
   recover(connection: Connection, state: ChannelState, since: Position, older: StoredFrame[] | null = null): Notice {
+    const notice = this.#decide(connection, state, since, older);
+    this.#onRecovery(connection, notice);
+    return notice;
+  }
+
+  #decide(connection: Connection, state: ChannelState, since: Position, older: StoredFrame[] | null): RecoveryNotice {
     const { epoch, nextSeq } = state;
     const base = { op: 'recovery' as const, channel: state.name, epoch, since: since.seq, to: nextSeq };
     if (since.epoch !== epoch) {

@@ -35,6 +35,8 @@ export interface EndpointOptions {
   onCallbackError: (callback: string, error: unknown) => void;
   /** Our own server reported an error after it started listening (e.g. EMFILE on accept). */
   onServerError: (error: Error) => void;
+  /** An upgrade was refused with an HTTP status. */
+  onRejected: (request: IncomingMessage, status: number, reason: string) => void;
 }
 
 /** Counters of the endpoint, for stats. */
@@ -133,7 +135,7 @@ export class Endpoint {
   readonly handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', ignoreSocketError);
     if (this.#options.closing()) {
-      this.#refuse(socket, SHUTTING_DOWN);
+      this.#refuse(request, socket, SHUTTING_DOWN);
       return;
     }
     this.#pending.add(socket);
@@ -150,7 +152,7 @@ export class Endpoint {
     if (!verdict.accept) {
       this.#pending.delete(socket);
       if (socket.destroyed) this.counters.upgradesAborted++;
-      else this.#refuse(socket, verdict);
+      else this.#refuse(request, socket, verdict);
       return;
     }
     this.#accepting.push({ request, socket, head, identity: verdict.identity, format: verdict.format });
@@ -175,7 +177,7 @@ export class Endpoint {
     }
     // close() may have begun while authorize() ran or the handshake waited: a connection accepted now would miss its 1001.
     if (this.#options.closing()) {
-      this.#refuse(socket, SHUTTING_DOWN);
+      this.#refuse(request, socket, SHUTTING_DOWN);
       return;
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => this.#options.onConnection(ws, request, identity, format));
@@ -183,8 +185,9 @@ export class Endpoint {
     socket.off('error', ignoreSocketError);
   }
 
-  #refuse(socket: Duplex, verdict: Refusal): void {
+  #refuse(request: IncomingMessage, socket: Duplex, verdict: Refusal): void {
     this.counters.upgradesRejected++;
+    this.#options.onRejected(request, verdict.status, verdict.reason);
     // The error listener stays: the peer may reset while the refusal is written.
     rejectUpgrade(socket, verdict.status, verdict.reason);
   }

@@ -39,7 +39,9 @@ describe('wire forms on a node that did not encode the batch', () => {
 
     for (let n = 0; n < 600; n++) publisher.publish('f', { n, note: 'repetitive text compresses well '.repeat(2) });
     const published = () => publisher.stats().batches;
-    await waitFor(() => published() > 0 && receiver.stats().framesSent === 3 * published() && publisher.stats().messagesPending === 0, 10_000, 'every batch on the receiving node');
+    // Every message closed into a batch and every batch back from the pool: the count of batches is final.
+    const settled = () => publisher.stats().messagesPending === 0 && publisher.stats().pool.inFlight === 0;
+    await waitFor(() => settled() && published() > 0 && receiver.stats().framesSent === 3 * published(), 10_000, 'every batch on the receiving node');
     const batches = published();
     await waitFor(() => json.frames.length === batches + 1 && seed.frames.length === batches && narrow.frames.length === batches + 1, 5_000, 'the frames on the wire');
 

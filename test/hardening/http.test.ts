@@ -11,6 +11,7 @@ import { serve, type Served } from '../../src/cli/serve.js';
 import { resolveServerConfig } from '../../src/config.js';
 import { createBroadcaster } from '../../src/index.js';
 import { createHttpApi } from '../../src/server/http-api.js';
+import { MemoryLogger } from '../helpers/logger.js';
 
 const running: { close: () => Promise<void> }[] = [];
 afterEach(async () => {
@@ -34,16 +35,16 @@ async function startApi(maxBodyBytes: number): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-async function start(maxMessageBytes = 1 << 20): Promise<{ served: Served; lines: string[] }> {
-  const lines: string[] = [];
+async function start(maxMessageBytes = 1 << 20): Promise<{ served: Served; logger: MemoryLogger }> {
+  const logger = new MemoryLogger();
   const served = await serve({
     ...resolveServerConfig({ port: 0, host: '127.0.0.1' }, {}),
     demo: false,
     settings: { poolSize: 1, maxMessageBytes, heartbeatIntervalMs: 0 },
-    log: { info: (line) => lines.push(line), error: (line) => lines.push(line) },
+    logger,
   });
   running.push(served);
-  return { served, lines };
+  return { served, logger };
 }
 
 /** Writes a POST with a `size`-byte body completely, reading nothing until the last byte is written; then reads the answer. */
@@ -93,10 +94,10 @@ describe('POST /publish over maxMessageBytes', () => {
 
 describe('serve after start', () => {
   it('reports server errors (e.g. EMFILE on accept) and keeps serving', async () => {
-    const { served, lines } = await start();
+    const { served, logger } = await start();
     // Node's http.Server emits 'error' for a failed accept(); this is that event, as libuv reports it.
     served.server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' }));
-    expect(lines.filter((line) => line.includes('server error'))).toEqual(['[batchcast] server error EMFILE: accept EMFILE']);
+    expect(logger.messages('error').filter((line) => line.includes('server error'))).toEqual(['server error EMFILE: accept EMFILE']);
     const health = await fetch(`http://127.0.0.1:${served.port}/healthz`);
     expect(health.status).toBe(200);
   });

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { serve, type Served } from '../../src/cli/serve.js';
 import { createBroadcaster, resolveServerConfig, type Broadcaster } from '../../src/index.js';
 import { RawClient, startBroadcaster, trade, waitFor } from '../helpers/harness.js';
+import { MemoryLogger } from '../helpers/logger.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -142,7 +143,7 @@ describe('GET /metrics in serve', () => {
       ...resolveServerConfig({ port: 0, host: '127.0.0.1' }, {}),
       demo: false,
       settings: { poolSize: 1, heartbeatIntervalMs: 0 },
-      log: { info: () => {}, error: () => {} },
+      logger: new MemoryLogger(),
     });
     cleanups.push(() => served.close());
     served.broadcaster.publish('t', { hello: 1 });
