@@ -3,6 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Cluster, Redis } from 'ioredis';
+import type { AdaptiveDecision } from './adaptive/controller.js';
 import type { ConfigOptions } from './config.js';
 import type { WorkerFault } from './encode/pool.js';
 import type { BrokerError, CallbackError, EncodeError, InvalidMessageError, ListenError, MessageTooLargeError } from './errors.js';
@@ -78,6 +79,8 @@ export interface BroadcasterEvents {
   upgradeRejected: [{ request: IncomingMessage; status: number; reason: string }];
   /** A client subscribed with a position: `ok` (nothing lost), `evicted` (`missed` messages gone), `epoch` (another history). */
   recovery: [{ connection: Connection; channel: string; status: RecoveryStatus; missed: number | null }];
+  /** The adaptive controller changed batching or compression (see README "Adaptive tuning"). */
+  adaptive: [AdaptiveDecision];
   /** close() has begun. */
   closing: [];
   /** close() has finished: clients closed, workers stopped. */

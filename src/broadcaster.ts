@@ -18,9 +18,12 @@ import type { BroadcasterEvents, BroadcasterOptions } from './broadcaster-option
 import { createCluster, type Cluster } from './broker/cluster.js';
 import { ChannelTable } from './channels.js';
 import { checkServerOption, resolveConfig, type ResolvedConfig } from './config.js';
-import { AbandonedError, EncoderPool } from './encode/pool.js';
-import { encodeTask, type EncodeSettings } from './encode/task.js';
-import { ClosedError, EncodeError, InvalidChannelError, InvalidConfigError, type BrokerError, type ListenError } from './errors.js';
+import { adaptiveFor, adaptiveStats, type AdaptiveController } from './adaptive/controller.js';
+import { boundsOf, type TunedSettings } from './adaptive/tunables.js';
+import { EncodeDispatch } from './encode/dispatch.js';
+import { EncoderPool } from './encode/pool.js';
+import type { EncodeSettings } from './encode/task.js';
+import { ClosedError, InvalidChannelError, InvalidConfigError, type BrokerError, type ListenError } from './errors.js';
 import { CatchUp } from './fanout/catch-up.js';
 import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
 import { ReplayForms, type LayoutCounters } from './fanout/layout.js';
@@ -30,9 +33,9 @@ import { HistoryStore } from './history/history.js';
 import { readHistory, type HistoryPage, type HistoryQuery } from './history/read.js';
 import { Recovery } from './history/recovery.js';
 import { isValidChannel } from './protocol/channel.js';
-import { Batcher, type Batch } from './publish/batcher.js';
+import { Batcher } from './publish/batcher.js';
 import { checkMessage, checkSerialized } from './publish/check.js';
-import { messageErrors, ReleaseStep } from './release/release.js';
+import { ReleaseStep } from './release/release.js';
 import { Sequencer } from './release/sequencer.js';
 import type { Connection } from './server/connection.js';
 import { ControlHandler } from './server/control-handler.js';
@@ -56,13 +59,15 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /** Resolves once the endpoint accepts connections (at once unless `port` was given); rejects with `ListenError`. */
   readonly ready: Promise<void>;
 
-  readonly #settings: EncodeSettings;
+  readonly #settings: EncodeSettings & TunedSettings;
   readonly #channels = new ChannelTable();
   readonly #subscriptions = new Subscriptions(this.#channels, (state) => this.#cluster?.relay.release(state));
   readonly #cluster: Cluster | null;
   readonly #pool: EncoderPool;
   readonly #batcher: Batcher;
   readonly #sequencer: Sequencer;
+  readonly #dispatch: EncodeDispatch;
+  readonly #adaptive: AdaptiveController | null;
   readonly #releaseStep: ReleaseStep;
   readonly #history: HistoryStore;
   readonly #catchUp: CatchUp;
@@ -74,11 +79,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #fanoutCounters: FanoutCounters = { framesSent: 0, bytesSent: 0, batchesSkipped: 0, slowClosed: 0 };
   readonly #layoutCounters: LayoutCounters = { formsLaidOut: 0, bodiesInflated: 0 };
   readonly #observer: Observer;
-  /** Resolved when the last batch in the pool finishes (see #settled). */
-  readonly #idle: (() => void)[] = [];
   readonly #events = new UserEvents<BroadcasterEvents>(this);
   #closing: Promise<void> | null = null;
-  readonly #counters = { messagesPublished: 0, messagesRejected: 0, sendErrors: 0 };
+  readonly #counters = { messagesPublished: 0, sendErrors: 0 };
 
   constructor(options: BroadcasterOptions = {}) {
     super();
@@ -88,13 +91,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     if (options.path !== undefined) checkServerOption('path', options.path);
     if (options.allowedOrigins !== undefined) checkServerOption('allowedOrigins', options.allowedOrigins);
     this.config = Object.freeze(config);
+    // One live object: the batcher reads the batching half, every encode task the compression half (the adaptive controller tunes both).
     this.#settings = {
-      codec: config.codec,
-      compressionThreshold: config.compressionThreshold,
-      compressionLevel: config.compressionLevel,
-      compressionWindowBits: config.compressionWindowBits,
-      maxMessageBytes: config.maxMessageBytes,
-      validateSerialized: config.validateSerialized,
+      codec: config.codec, compressionWindowBits: config.compressionWindowBits, maxMessageBytes: config.maxMessageBytes, validateSerialized: config.validateSerialized,
+      batchSize: config.batchSize, batchDelayMs: config.batchDelayMs, compressionThreshold: config.compressionThreshold, compressionLevel: config.compressionLevel,
     };
     this.#fanoutOptions = {
       maxBufferedBytes: config.maxBufferedBytes,
@@ -141,13 +141,14 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       caughtUp: (state) => this.#channels.dropIfIdle(state),
       onError: (error) => this.#events.failed('release', error),
     });
+    this.#dispatch = new EncodeDispatch({
+      pool: this.#pool, sequencer: this.#sequencer, settings: this.#settings, clustered: this.#cluster !== null,
+      onRejected: (errors) => errors.forEach((error) => this.#events.defer('messageError', error)),
+      onEncodeError: (error) => this.#events.defer('encodeError', error),
+      onDone: () => this.#batcher.drain(),
+    });
     this.#batcher = new Batcher({
-      channels: this.#channels,
-      batchSize: config.batchSize,
-      batchDelayMs: config.batchDelayMs,
-      maxPendingMessages: config.maxPendingMessages,
-      hasCapacity: () => this.#pool.hasCapacity(),
-      onBatch: this.#encode,
+      channels: this.#channels, batching: this.#settings, maxPendingMessages: config.maxPendingMessages, hasCapacity: () => this.#pool.hasCapacity(), onBatch: this.#dispatch.encode,
     });
     this.#control = new ControlHandler({
       subscriptions: this.#subscriptions,
@@ -181,6 +182,13 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onRejected: (request, status, reason) => this.#events.defer('upgradeRejected', { request, status, reason }),
     });
     if (options.logger !== undefined) attachLogger(this, options.logger);
+    const delays = this.#observer.openDelayWindow();
+    this.#adaptive = adaptiveFor(config, boundsOf(config), this.#settings, () => {
+      const { pool, bytesSent } = this.stats();
+      const delay = delays.percentiles();
+      delays.clear();
+      return { delay, bytesSent, poolUtilization: pool.utilization, poolQueue: pool.queueSize };
+    }, (decision) => this.#events.emit('adaptive', decision));
 
     let listening: Promise<void>;
     if (options.server !== undefined) {
@@ -306,7 +314,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   /** Counters and gauges; cheap enough to poll every second. */
   stats(): Stats {
     return assembleStats({
-      counters: { ...this.#counters, callbackErrors: this.#events.callbackErrors },
+      counters: { ...this.#counters, messagesRejected: this.#dispatch.messagesRejected, callbackErrors: this.#events.callbackErrors },
       release: this.#releaseStep.counters,
       fanout: this.#fanoutCounters,
       registry: this.#registry.counters,
@@ -323,6 +331,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       catchUp: this.#catchUp,
       recovery: this.#recovery,
       cluster: this.#cluster,
+      adaptive: adaptiveStats(this.config, this.#settings, this.#adaptive),
       connections: this.#registry.connections.size,
       upgradesPending: this.#endpoint.pendingUpgrades,
       controlPending: this.#control.pending,
@@ -344,8 +353,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#events.emit('closing');
     this.#registry.stop();
     this.#observer.stop();
+    this.#adaptive?.stop();
     this.#batcher.flushAll(true);
-    await withDeadline(this.#settled(), deadline);
+    await withDeadline(this.#dispatch.settled(), deadline);
     this.#batcher.clear();
     // Clients catching up from history get the rest of it first (a slow one that never reads: until the deadline).
     await withDeadline(this.#catchUp.whenCaughtUp(), deadline);
@@ -359,28 +369,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     await this.#endpoint.close();
     this.#events.emit('closed');
   }
-
-  /** Resolves once no batch is being encoded. */
-  #settled(): Promise<void> {
-    if (this.#pool.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
-  }
-
-  readonly #encode = (batch: Batch): void => {
-    const { state } = batch;
-    const ticket = this.#sequencer.ticket(state);
-    this.#pool.submit(encodeTask(this.#settings, batch, this.#cluster !== null), (error, result) => {
-      // Release first (the channel moves on whatever happened), then tell user code.
-      this.#sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore, openedAt: batch.openedAt });
-      if (result?.rejected) {
-        this.#counters.messagesRejected += result.rejected.length;
-        for (const rejected of messageErrors(state.name, result.rejected, this.config.maxMessageBytes)) this.#events.defer('messageError', rejected);
-      }
-      if (result === null && !(error instanceof AbandonedError)) this.#events.defer('encodeError', new EncodeError(state.name, error!.message, { cause: error }));
-      if (this.#pool.inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
-      this.#batcher.drain();
-    });
-  };
 
   readonly #onSendError = (connection: Connection, error: Error): void => {
     this.#counters.sendErrors++;

@@ -52,6 +52,11 @@ export interface ResolvedConfig {
   redisStreamLength: number;
   redisKeyTtlMs: number;
   redisConnectTimeoutMs: number;
+  /** Adaptive tuning (0: off): broadcast delay p95 to stay under. */
+  targetLatencyMs: number;
+  /** Adaptive tuning (0: off): bytes written to sockets per second to stay under. */
+  targetBytesPerSecond: number;
+  adaptiveIntervalMs: number;
 }
 
 /** Tunables as options: any subset, each overriding its environment variable. */
@@ -114,6 +119,10 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   redisStreamLength: { env: 'BATCHCAST_REDIS_STREAM_LENGTH', kind: { type: 'int', min: 1, max: 100_000_000 }, fallback: () => 10_000 },
   redisKeyTtlMs: { env: 'BATCHCAST_REDIS_KEY_TTL_MS', kind: { type: 'int', min: 1_000, max: 2 ** 31 - 1 }, fallback: () => 7 * 24 * 3_600_000 },
   redisConnectTimeoutMs: { env: 'BATCHCAST_REDIS_CONNECT_TIMEOUT_MS', kind: { type: 'int', min: 100, max: 600_000 }, fallback: () => 10_000 },
+  // Adaptive tuning: see README "Adaptive tuning"; both targets off by default.
+  targetLatencyMs: { env: 'BATCHCAST_TARGET_LATENCY_MS', kind: { type: 'int', min: 1, max: 600_000, off: 0 }, fallback: () => 0 },
+  targetBytesPerSecond: { env: 'BATCHCAST_TARGET_BYTES_PER_SECOND', kind: { type: 'int', min: 1, max: 2 ** 45, off: 0 }, fallback: () => 0 },
+  adaptiveIntervalMs: { env: 'BATCHCAST_ADAPTIVE_INTERVAL_MS', kind: { type: 'int', min: 100, max: 60_000 }, fallback: () => 1_000 },
 };
 
 /**

@@ -14,6 +14,7 @@ import type { Sequencer } from './release/sequencer.js';
 import type { EndpointCounters } from './server/endpoint.js';
 import type { ConnectionRegistry, RegistryCounters } from './server/registry.js';
 import type { Observer } from './observe/observer.js';
+import type { adaptiveStats } from './adaptive/controller.js';
 
 export interface Percentiles {
   p50: number;
@@ -102,6 +103,7 @@ export interface StatsSources {
   catchUp: CatchUp;
   recovery: Recovery;
   cluster: Cluster | null;
+  adaptive: ReturnType<typeof adaptiveStats>;
   connections: number;
   upgradesPending: number;
   controlPending: number;
@@ -160,6 +162,7 @@ export function assembleStats(s: StatsSources) {
     encodeMicros: o.encodeSamples.percentiles(),
     broadcastDelayMs: o.delaySamples.percentiles(),
     broadcastDelayLastSecondMs: o.lastSecondDelay,
+    adaptive: s.adaptive,
   };
 }
 

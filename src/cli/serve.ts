@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createBroadcaster, type Broadcaster } from '../broadcaster.js';
 import type { ConfigOptions, ServerConfig } from '../config.js';
+import { LiveFeed } from '../observe/live.js';
 import type { Logger } from '../observe/logger.js';
 import { createHttpApi } from '../server/http-api.js';
 import { startDemoFeed } from './demo.js';
@@ -33,9 +34,12 @@ export async function serve(options: ServeOptions): Promise<Served> {
   const broadcaster = createBroadcaster({
     ...options.settings, server, path: options.path, allowedOrigins: options.allowedOrigins, metrics: { defaultMetrics: true }, logger: log,
   });
+  const live = new LiveFeed(broadcaster);
+  broadcaster.ready.catch(() => live.close());
   const api = createHttpApi(broadcaster, {
     publishToken: options.publishToken,
     maxBodyBytes: broadcaster.config.maxMessageBytes,
+    live,
   });
   server.on('request', api);
   // In a cluster: Redis must answer before we take clients (ready rejects with a clear BrokerError, reported by the CLI).
@@ -66,6 +70,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
 
   const close = async (): Promise<void> => {
     stopDemo?.();
+    live.close();
     await broadcaster.close();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());

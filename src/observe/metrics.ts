@@ -52,6 +52,7 @@ const COUNTERS: [string, string, (s: Stats) => number][] = [
   ['heartbeat_terminated_total', 'Connections terminated for not answering pings.', (s) => s.heartbeatTerminated],
   ['history_evicted_messages_total', 'Messages evicted from history by its bounds.', (s) => s.history.evictedMessages],
   ['frames_replayed_total', 'Frames replayed from history (recoveries, slow clients catching up).', (s) => s.catchUp.framesReplayed],
+  ['adaptive_decisions_total', 'Changes the adaptive controller made to batching or compression.', (s) => s.adaptive.decisions],
 ];
 
 const GAUGES: [string, string, (s: Stats) => number][] = [
@@ -65,6 +66,10 @@ const GAUGES: [string, string, (s: Stats) => number][] = [
   ['pool_in_flight', 'Batches handed to the pool and not finished.', (s) => s.pool.inFlight],
   ['history_bytes', 'Bytes history holds (frames plus their counted overhead).', (s) => s.history.bytes],
   ['lagging_clients', 'Clients catching up from history.', (s) => s.catchUp.lagging],
+  ['batch_size', 'Largest batch in force (the adaptive controller may lower it).', (s) => s.adaptive.batchSize],
+  ['batch_delay_seconds', 'Batch delay in force.', (s) => s.adaptive.batchDelayMs / 1000],
+  ['compression_threshold_bytes', 'Compression threshold in force.', (s) => s.adaptive.compressionThreshold],
+  ['compression_level', 'Compression level in force.', (s) => s.adaptive.compressionLevel],
 ];
 
 /** A broadcaster's metrics. */

@@ -26,6 +26,8 @@ export class Observer {
   readonly delaySamples = new SampleRing();
   /** The same, for the current second. */
   readonly #delayWindow = new SampleRing(4096);
+  /** Windows other readers opened (the adaptive controller), each cleared by its reader. */
+  readonly #windows: SampleRing[] = [];
   /** Broadcast delay percentiles of the last whole second (live page, adaptive controller). */
   lastSecondDelay: Percentiles;
   readonly #timer: NodeJS.Timeout;
@@ -53,7 +55,15 @@ export class Observer {
   delivered(channel: string, messages: number, delayMs: number): void {
     this.delaySamples.add(delayMs);
     this.#delayWindow.add(delayMs);
+    for (const window of this.#windows) window.add(delayMs);
     this.metrics?.delivered(channel, messages, delayMs);
+  }
+
+  /** A window that receives every broadcast delay sample from now on; its reader clears it. */
+  openDelayWindow(): SampleRing {
+    const window = new SampleRing(4096);
+    this.#windows.push(window);
+    return window;
   }
 
   stop(): void {

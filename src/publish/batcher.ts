@@ -22,8 +22,8 @@ export interface Batch {
 
 export interface BatcherOptions {
   channels: ChannelTable;
-  batchSize: number;
-  batchDelayMs: number;
+  /** Read live: the adaptive controller may change them; a change applies from the next message on. */
+  batching: { batchSize: number; batchDelayMs: number };
   maxPendingMessages: number;
   /** Whether the encoder can take another batch now. */
   hasCapacity: () => boolean;
@@ -68,11 +68,11 @@ export class Batcher {
     if (state.waiting) {
       // Coalescing while the encoder is busy: bounded by maxPendingMessages, oldest out first.
       if (length > this.#options.maxPendingMessages) this.#dropOldest(state);
-    } else if (length >= this.#options.batchSize || length >= this.#options.maxPendingMessages) {
+    } else if (length >= this.#options.batching.batchSize || length >= this.#options.maxPendingMessages) {
       // Full (a batch never holds more than the pending bound, whatever batchSize says).
       this.#close(state);
     } else if (length === 1) {
-      state.timer = setTimeout(this.#onTimer, this.#options.batchDelayMs, state);
+      state.timer = setTimeout(this.#onTimer, this.#options.batching.batchDelayMs, state);
     }
   }
 

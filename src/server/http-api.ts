@@ -1,12 +1,13 @@
 /**
  * The standalone server's HTTP side: `POST /publish/:channel`, `GET /history/:channel`,
- * `GET /healthz`, `GET /stats`, `GET /metrics` (Prometheus). Publishing and reading history need the publish token
+ * `GET /healthz`, `GET /stats`, `GET /metrics` (Prometheus), and the live page (`GET /`). Publishing and reading history need the publish token
  * when one is configured; without a token they are accepted from loopback peers only.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Broadcaster } from '../broadcaster.js';
 import { BatchcastError, ERROR_CODES, InvalidChannelError } from '../errors.js';
+import type { LiveFeed } from '../observe/live.js';
 import { isValidChannel } from '../protocol/channel.js';
 
 export interface HttpApiOptions {
@@ -14,6 +15,8 @@ export interface HttpApiOptions {
   publishToken?: string;
   /** Largest accepted request body in bytes. */
   maxBodyBytes: number;
+  /** The live page (`GET /`, `/live/…`); absent: no page. */
+  live?: LiveFeed;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
@@ -29,6 +32,7 @@ export function createHttpApi(broadcaster: Broadcaster, options: HttpApiOptions)
     if (request.method === 'GET' && path === '/healthz') return broadcaster.closing ? json(response, 503, { status: 'closing' }) : json(response, 200, { status: 'ok' });
     if (request.method === 'GET' && path === '/stats') return json(response, 200, broadcaster.stats());
     if (request.method === 'GET' && path === '/metrics') return metrics(broadcaster, response);
+    if (options.live?.handle(request, response, path) === true) return;
     if (path.startsWith('/publish/')) {
       if (request.method !== 'POST') return json(response, 405, { error: 'use POST /publish/:channel' }, { allow: 'POST' });
       const refusal = checkPublishAccess(request, tokenDigest);

@@ -1,0 +1,1 @@
+// the live page's script: being written
