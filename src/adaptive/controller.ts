@@ -14,10 +14,14 @@
  *                         threshold. Under 60% of it: step back toward the configured values
  *                         (cheaper encodes).
  *
- * Hysteresis: a raise needs 3 intervals in a row with room to spare, and no change follows
- * another of the opposite direction on the same knob within 3 intervals; an interval with no
- * batch decides nothing about latency. Every change is bounded (tunables.ts), one step at a
- * time, and reported (stats().adaptive, metrics, the `adaptive` event).
+ * Hysteresis: a cut needs 2 intervals in a row over the latency target, so one stray spike
+ * (a GC pause, a busy neighbour on the machine) changes nothing; a raise needs 3
+ * intervals in a row with room to spare; no change follows another of the opposite
+ * direction on the same knob within 3 intervals; and a raise that had to be cut back soon
+ * after becomes a ceiling for the next 60 intervals, so the controller does not probe the
+ * same step again and again. An interval with no batch decides nothing about latency.
+ * Every change is bounded (tunables.ts), one step at a time, and reported (stats().adaptive,
+ * metrics, the `adaptive` event).
  */
 import type { Percentiles } from '../stats.js';
 import type { TunableBounds, TunedSettings } from './tunables.js';
@@ -59,6 +63,10 @@ export interface AdaptiveOptions {
 
 /** Intervals with room to spare before a raise, and intervals a knob holds after a change before it may go the other way. */
 const PATIENCE = 3;
+/** Intervals in a row over the latency target before a cut. */
+const OVER_INTERVALS = 2;
+/** How long a raise that had to be cut back caps later raises of the same setting, in intervals. */
+const CEILING_INTERVALS = 60;
 /** A raise must keep the predicted p95 under this share of the latency target. */
 const RAISE_MARGIN = 0.7;
 /** Bandwidth under this share of its target allows stepping compression back. */
@@ -79,6 +87,10 @@ export class AdaptiveController {
   /** The last change per knob: its direction and the interval it was made in. */
   readonly #lastChange: Record<Knob, { direction: 'down' | 'up'; tick: number } | null> = { batching: null, compression: null };
   #tick = 0;
+  /** Intervals in a row over the latency target. */
+  #over = 0;
+  /** Values that had to be cut back soon after a raise: raises stay below them until `until` (an interval number). */
+  readonly #ceilings: { batchSize: number; batchDelayMs: number; until: number } = { batchSize: Infinity, batchDelayMs: Infinity, until: 0 };
   /** Decisions so far, and the last one. */
   decisions = 0;
   lastDecision: AdaptiveDecision | null = null;
@@ -118,7 +130,9 @@ export class AdaptiveController {
     const p95 = delay.p95;
     if (p95 > target) {
       this.#calm.batching = 0;
+      if (++this.#over < OVER_INTERVALS) return true;
       if (this.#holding('batching', 'down')) return true;
+      this.#rememberCeiling(settings);
       const why = `broadcast delay p95 ${p95.toFixed(1)} ms over the ${target} ms target`;
       if (settings.batchDelayMs > minDelay) {
         this.#change('batching', 'down', { batchDelayMs: Math.max(minDelay, Math.floor(settings.batchDelayMs / 2)) }, why);
@@ -127,15 +141,21 @@ export class AdaptiveController {
       }
       return true;
     }
+    this.#over = 0;
     if (settings.batchSize >= maxSize && settings.batchDelayMs >= maxDelay) return false;
     // Room to spare: raise one step, if the step's own added wait keeps p95 well under the target.
     if (++this.#calm.batching < PATIENCE || this.#holding('batching', 'up')) return false;
+    const capped = this.#tick < this.#ceilings.until;
     if (settings.batchSize < maxSize) {
       // A bigger batch fills later only when it fills before the delay: its added wait is at most the delay, already in p95.
-      if (p95 < target * RAISE_MARGIN) this.#change('batching', 'up', { batchSize: Math.min(maxSize, Math.ceil(settings.batchSize * 1.5)) }, `p95 ${p95.toFixed(1)} ms, room under the ${target} ms target`);
+      const next = Math.min(maxSize, Math.ceil(settings.batchSize * 1.5));
+      if (p95 < target * RAISE_MARGIN && !(capped && next >= this.#ceilings.batchSize)) {
+        this.#change('batching', 'up', { batchSize: next }, `p95 ${p95.toFixed(1)} ms, room under the ${target} ms target`);
+      }
       return false;
     }
     const next = Math.min(maxDelay, Math.max(settings.batchDelayMs + 1, Math.ceil(settings.batchDelayMs * 1.5)));
+    if (capped && next >= this.#ceilings.batchDelayMs) return false;
     if (p95 + (next - settings.batchDelayMs) < target * RAISE_MARGIN) {
       this.#change('batching', 'up', { batchDelayMs: next }, `p95 ${p95.toFixed(1)} ms, room under the ${target} ms target`);
     }
@@ -167,6 +187,15 @@ export class AdaptiveController {
       compressionLevel: Math.max(minLevel, settings.compressionLevel - 1),
       compressionThreshold: Math.min(maxThreshold, settings.compressionThreshold * 2),
     }, `${Math.round(bytesPerSecond)} bytes/s, room under the ${target} bytes/s target`);
+  }
+
+  /** Before a cut: if batching was raised only a few intervals ago, that raise went too far; remember its values as a ceiling. */
+  #rememberCeiling(settings: TunedSettings): void {
+    const last = this.#lastChange.batching;
+    if (last === null || last.direction !== 'up' || this.#tick - last.tick > 2 * PATIENCE) return;
+    this.#ceilings.batchSize = settings.batchSize;
+    this.#ceilings.batchDelayMs = settings.batchDelayMs;
+    this.#ceilings.until = this.#tick + CEILING_INTERVALS;
   }
 
   /** Whether `knob` changed the other way too recently to go `direction` now. */

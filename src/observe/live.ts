@@ -4,7 +4,7 @@
  * Server-Sent Events; the page (public/live.html, public/live.js) draws it with uPlot,
  * served from the package. Nothing polls `/stats`, and nothing runs per message.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -34,7 +34,11 @@ export interface LiveSnapshot {
 /** Seconds of snapshots a page gets when it opens, so its charts start filled. */
 const BACKLOG = 120;
 
-const PUBLIC = new URL('../../../public/', import.meta.url);
+// public/ is two levels up from src/observe/ (tests run the sources) and three from dist/src/observe/ (the package).
+const PUBLIC = [new URL('../../public/', import.meta.url), new URL('../../../public/', import.meta.url)]
+  .find((url) => existsSync(new URL('live.html', url))) ?? new URL('../../../public/', import.meta.url);
+/** monitorEventLoopDelay's resolution; the histogram records whole timer intervals, this included. */
+const LOOP_RESOLUTION_MS = 10;
 const require = createRequire(import.meta.url);
 
 interface Asset {
@@ -59,7 +63,7 @@ export class LiveFeed {
   readonly #assets = loadAssets();
   readonly #clients = new Set<ServerResponse>();
   readonly #backlog: string[] = [];
-  readonly #loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  readonly #loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   readonly #timer: NodeJS.Timeout;
   #last: ReturnType<Broadcaster['stats']>;
 
@@ -122,7 +126,9 @@ export class LiveFeed {
     const last = this.#last;
     this.#last = now;
     const loop = this.#loopDelay;
-    const eventLoopDelayMs = { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+    // The delay is what is beyond the timer's own interval.
+    const lag = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
+    const eventLoopDelayMs = { p50: lag(loop.percentile(50)), p99: lag(loop.percentile(99)), max: lag(loop.max) };
     loop.reset();
     const raw = now.rawBytes - last.rawBytes;
     const wire = now.wireBytes - last.wireBytes;

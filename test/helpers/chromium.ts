@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +30,7 @@ export class BrowserRun {
   /** Paths the browser requested, in order. */
   readonly fetched: string[] = [];
   #browser: ChildProcess | null = null;
+  readonly #profiles: string[] = [];
   #reported: (body: string) => void = () => {};
   readonly #report = new Promise<string>((resolve) => (this.#reported = resolve));
 
@@ -64,22 +65,38 @@ export class BrowserRun {
   async run<T>(path: string): Promise<T> {
     const { port } = this.server.address() as AddressInfo;
     // Real sockets and real timers: no virtual time. The page posts its result to /report.
+    const profile = mkdtempSync(join(tmpdir(), 'bc-chromium-'));
+    this.#profiles.push(profile);
     const browser = spawn(CHROMIUM, [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', `--user-data-dir=${mkdtempSync(join(tmpdir(), 'bc-chromium-'))}`,
+      '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`,
       `http://127.0.0.1:${port}${path}`,
-    ], { stdio: 'ignore' });
+    ], { stdio: 'ignore', detached: true });
     this.#browser = browser;
     const text = await Promise.race([this.#report, once(browser, 'exit').then(() => JSON.stringify({ error: 'browser exited before reporting' }))]);
-    browser.kill('SIGKILL');
+    killGroup(browser);
     return JSON.parse(text) as T;
   }
 
-  /** Kills the browser and closes the server. */
+  /** Kills the browser, deletes its profile and closes the server. */
   close(): void {
-    this.#browser?.kill('SIGKILL');
+    const browser = this.#browser;
+    if (browser !== null) killGroup(browser);
+    // Chromium writes to its profile until it is gone: delete the profiles once the process has exited.
+    const remove = () => this.#profiles.splice(0).forEach((profile) => rmSync(profile, { recursive: true, force: true }));
+    if (browser === null || browser.exitCode !== null || browser.signalCode !== null) remove();
+    else browser.once('exit', remove);
     this.server.closeAllConnections();
     this.server.close();
+  }
+}
+
+/** /usr/bin/chromium is a shell script: kill its whole process group, or the browser it started lives on (and writes to its profile). */
+function killGroup(browser: ChildProcess): void {
+  try {
+    if (browser.pid !== undefined) process.kill(-browser.pid, 'SIGKILL');
+  } catch {
+    // Gone already.
   }
 }
 
