@@ -13,11 +13,12 @@ export type VariantName =
   | 'batchcast-pre'
   | 'batchcast-msgpack'
   | 'batchcast-pmd'
+  | 'batchcast-adaptive'
   | 'producer'
   | 'producer-pre';
 
 export const VARIANTS: readonly VariantName[] = [
-  'producer', 'producer-pre', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack', 'batchcast-pmd',
+  'producer', 'producer-pre', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'write-floor', 'batchcast', 'batchcast-pre', 'batchcast-msgpack', 'batchcast-pmd', 'batchcast-adaptive',
 ];
 
 /** How the client process reads a variant's frames. */
@@ -46,6 +47,10 @@ export const VARIANT_INFO: Readonly<Record<VariantName, VariantInfo>> = {
   'batchcast-pmd': {
     input: 'object', wire: 'pmd-envelope', awaitNotice: true,
     description: 'batchcast; clients negotiate permessage-deflate: one deflate per batch on a worker, the same message to every client (RFC 7692, no context takeover)',
+  },
+  'batchcast-adaptive': {
+    input: 'object', wire: 'envelope', awaitNotice: true,
+    description: 'batchcast with adaptive tuning: targetLatencyMs 20 (broadcast delay p95), checked every 250 ms; batching starts from the preset',
   },
 };
 

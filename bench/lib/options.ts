@@ -264,7 +264,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   }
   if (values.codec !== undefined) {
     const codec = oneOf(values.codec, ['json', 'msgpack', 'both'] as const, 'codec');
-    const drop = (v: VariantName) => (codec === 'json' && v === 'batchcast-msgpack') || (codec === 'msgpack' && (v === 'batchcast' || v === 'batchcast-pre' || v === 'batchcast-pmd'));
+    const drop = (v: VariantName) => (codec === 'json' && v === 'batchcast-msgpack') || (codec === 'msgpack' && (v === 'batchcast' || v === 'batchcast-pre' || v === 'batchcast-pmd' || v === 'batchcast-adaptive'));
     o.fanoutVariants = o.fanoutVariants.filter((v) => !drop(v));
     o.largeVariants = o.largeVariants.filter((v) => !drop(v));
     o.sizeVariants = o.sizeVariants.filter((v) => !drop(v));

@@ -224,8 +224,12 @@ async function wsPmd(spec: RowSpec): Promise<BenchServer> {
   return batchedServer(host, batcher, c);
 }
 
-async function batchcast(spec: RowSpec, codec: 'json' | 'msgpack', serialized: boolean): Promise<BenchServer> {
+/** The `batchcast-adaptive` variant's latency target and control interval. */
+const ADAPTIVE = { targetLatencyMs: 20, adaptiveIntervalMs: 250 };
+
+async function batchcast(spec: RowSpec, codec: 'json' | 'msgpack', serialized: boolean, adaptive = false): Promise<BenchServer> {
   const broadcaster: Broadcaster = createBroadcaster({
+    ...(adaptive ? ADAPTIVE : {}),
     port: 0,
     host: '127.0.0.1',
     poolSize: spec.poolSize,
@@ -288,6 +292,7 @@ export function startServer(variant: VariantName, spec: RowSpec): Promise<BenchS
     case 'batchcast-msgpack': return batchcast(spec, 'msgpack', false);
     // The same server as `batchcast`: its clients offer permessage-deflate (client-proc.ts), so it sends them the transport-compressed form.
     case 'batchcast-pmd': return batchcast(spec, 'json', false);
+    case 'batchcast-adaptive': return batchcast(spec, 'json', false, true);
     case 'producer':
     case 'producer-pre': return Promise.resolve(producerOnly());
   }
