@@ -2,7 +2,7 @@
  * Logging through any logger with pino's interface (`logger.warn({ ...fields }, 'message')`).
  * The broadcaster logs what an operator acts on: refused upgrades, worker faults, batches
  * that could not be encoded, slow clients, recoveries that lost messages, Redis trouble,
- * failing user code, start and shutdown. Nothing is logged per message: events that can
+ * failing user code, adaptive tuning's changes, start and shutdown. Nothing is logged per message: events that can
  * come in floods (rejected messages, failed writes, throwing listeners, refused upgrades)
  * are logged once, then summed up once a second while they keep coming.
  */
@@ -99,6 +99,8 @@ export function attachLogger(broadcaster: Broadcaster, logger: Logger): void {
   });
   broadcaster.on('brokerError', (error) => throttle.log('brokerError', 'error', { err: error }, error.message));
   broadcaster.on('callbackError', (error) => throttle.log('callbackError', 'warn', { code: error.code, callback: error.callback }, error.message));
+  // At most one per knob per control interval: never a flood.
+  broadcaster.on('adaptive', ({ knob, direction, settings, reason }) => log('info', { knob, direction, ...settings }, `adaptive: ${knob} ${direction} (${reason})`));
   broadcaster.on('closing', () => log('info', {}, 'shutting down: flushing batches and closing clients'));
   broadcaster.on('closed', () => {
     throttle.stop();

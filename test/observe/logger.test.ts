@@ -86,6 +86,19 @@ describe('logger', () => {
     expect(logger.messages('info').slice(-2)).toEqual(['shutting down: flushing batches and closing clients', 'closed after 151 messages in ' + broadcaster.stats().batches + ' batches']);
   });
 
+  it("logs the adaptive controller's changes with the settings in force", async () => {
+    const logger = new MemoryLogger();
+    const { broadcaster, url } = await started(logger, { batchDelayMs: 40, targetLatencyMs: 1, adaptiveIntervalMs: 100 });
+    const client = await RawClient.open(url, ['feed']);
+    cleanups.push(() => client.close());
+    const timer = setInterval(() => broadcaster.publish('feed', trade(0)), 5);
+    cleanups.push(() => clearInterval(timer));
+    await waitFor(() => logger.messages('info').some((m) => m.startsWith('adaptive: batching down')), 10_000, 'an adaptive line');
+    const line = logger.entries.find((e) => e.message.startsWith('adaptive: batching down'))!;
+    expect(line.fields).toMatchObject({ knob: 'batching', direction: 'down', batchDelayMs: 20, batchSize: 500 });
+    expect(line.message).toMatch(/over the 1 ms target/);
+  });
+
   it('a logger that throws changes nothing for clients', async () => {
     const throwing: Logger = { debug: () => {}, info: () => { throw new Error('info down'); }, warn: () => { throw new Error('warn down'); }, error: () => { throw new Error('error down'); } };
     const { broadcaster, url } = await started(throwing, { path: '/ws' });
