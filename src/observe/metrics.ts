@@ -115,30 +115,21 @@ export class BatchcastMetrics {
     for (const [name, help, value] of GAUGES) {
       new Gauge({ name: prefix + name, help, registers, collect() { this.set(value(stats())); } });
     }
-    const faults = { error: 0, crash: 0, timeout: 0, inline: 0 };
-    new Counter({
-      name: `${prefix}worker_faults_total`, help: 'Worker faults by kind: error (threw), crash (thread died), timeout, inline (encoded on the main thread as a last resort).',
-      labelNames: ['kind'], registers,
-      collect() {
-        const now = stats().pool.faults;
-        for (const kind of Object.keys(faults) as (keyof typeof faults)[]) {
-          this.inc({ kind }, Math.max(0, now[kind] - faults[kind]));
-          faults[kind] = now[kind];
-        }
-      },
-    });
-    const recoveries = { ok: 0, evicted: 0, epoch: 0 };
-    new Counter({
-      name: `${prefix}recoveries_total`, help: 'Subscriptions with a position, by outcome: ok (nothing lost), evicted (part gone), epoch (another history).',
-      labelNames: ['status'], registers,
-      collect() {
-        const now = stats().recoveries;
-        for (const status of Object.keys(recoveries) as (keyof typeof recoveries)[]) {
-          this.inc({ status }, Math.max(0, now[status] - recoveries[status]));
-          recoveries[status] = now[status];
-        }
-      },
-    });
+    // Counters with a label of a few fixed values, each read from stats() as a record.
+    const labelled = <L extends string>(name: string, help: string, label: string, read: (s: Stats) => Record<L, number>) => {
+      const last = new Map<L, number>();
+      new Counter({
+        name: prefix + name, help, labelNames: [label], registers,
+        collect() {
+          for (const [value, now] of Object.entries(read(stats())) as [L, number][]) {
+            this.inc({ [label]: value }, Math.max(0, now - (last.get(value) ?? 0)));
+            last.set(value, now);
+          }
+        },
+      });
+    };
+    labelled('worker_faults_total', 'Worker faults by kind: error (threw), crash (thread died), timeout, inline (encoded on the main thread as a last resort).', 'kind', (s) => s.pool.faults);
+    labelled('recoveries_total', 'Subscriptions with a position, by outcome: ok (nothing lost), evicted (part gone), epoch (another history).', 'status', (s) => s.recoveries);
     this.#encode = new Histogram({ name: `${prefix}encode_duration_seconds`, help: 'Worker time to serialize and compress one batch.', buckets: ENCODE_BUCKETS, registers });
     this.#delay = new Histogram({
       name: `${prefix}broadcast_delay_seconds`, help: 'From the first publish of a batch to its frame written to the sockets (in a cluster: to Redis confirming it).', buckets: DELAY_BUCKETS, registers,
