@@ -64,7 +64,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
 
   const stopDemo = options.demo ? startDemoFeed(broadcaster, options.demoRate) : null;
   if (stopDemo !== null) {
-    log.info({ demoRate: options.demoRate }, `demo feed: ~${options.demoRate} msgs/s on channels trades, ticker.BTC-USD, ticker.ETH-USD, ticker.SOL-USD, ticker.DOGE-USD`);
+    log.info({ demoRate: options.demoRate }, `demo feed: ~${options.demoRate} trades/s, each published on "trades" and on its ticker.<symbol> channel (BTC-USD, ETH-USD, SOL-USD, DOGE-USD)`);
     log.info({}, `try: npx batchcast tail ws://127.0.0.1:${port}${options.path} trades`);
   }
 
