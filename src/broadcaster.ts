@@ -27,6 +27,7 @@ import { ClosedError, InvalidChannelError, InvalidConfigError, type BrokerError,
 import { CatchUp } from './fanout/catch-up.js';
 import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
 import { ReplayForms, type LayoutCounters } from './fanout/layout.js';
+import { FanoutSlices } from './fanout/slices.js';
 import { noticeFrame, type Notice } from './fanout/notice.js';
 import { Subscriptions } from './fanout/subscriptions.js';
 import { HistoryStore } from './history/history.js';
@@ -67,6 +68,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
   readonly #batcher: Batcher;
   readonly #sequencer: Sequencer;
   readonly #dispatch: EncodeDispatch;
+  readonly #slices: FanoutSlices;
   readonly #adaptive: AdaptiveController | null;
   readonly #releaseStep: ReleaseStep;
   readonly #history: HistoryStore;
@@ -135,7 +137,8 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#observer = new Observer({
       published: () => this.#counters.messagesPublished, encodeMicros: () => this.#releaseStep.counters.encodeMicros, stats: () => this.stats(),
     }, options.metrics ?? true);
-    this.#releaseStep = new ReleaseStep(this.#fanoutOptions, this.#fanoutCounters, this.#layoutCounters, this.#observer, this.#history, relay?.publish ?? null);
+    this.#slices = new FanoutSlices(this.#fanoutOptions, this.#fanoutCounters, config.fanoutSliceMs);
+    this.#releaseStep = new ReleaseStep(this.#slices, this.#layoutCounters, this.#observer, this.#history, relay?.publish ?? null);
     this.#sequencer = new Sequencer({
       release: this.#releaseStep.release,
       caughtUp: (state) => this.#channels.dropIfIdle(state),
@@ -317,6 +320,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       counters: { ...this.#counters, messagesRejected: this.#dispatch.messagesRejected, callbackErrors: this.#events.callbackErrors },
       release: this.#releaseStep.counters,
       fanout: this.#fanoutCounters,
+      slices: this.#slices,
       registry: this.#registry.counters,
       formats: this.#registry.formats,
       layout: this.#layoutCounters,
@@ -357,7 +361,9 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     this.#batcher.flushAll(true);
     await withDeadline(this.#dispatch.settled(), deadline);
     this.#batcher.clear();
-    // Clients catching up from history get the rest of it first (a slow one that never reads: until the deadline).
+    // Batches still being written to a large audience, then clients catching up from history, get out first (until the deadline).
+    await withDeadline(this.#slices.whenIdle(), deadline);
+    this.#slices.stop();
     await withDeadline(this.#catchUp.whenCaughtUp(), deadline);
     await this.#registry.closeAll(deadline);
     this.#catchUp.stop();

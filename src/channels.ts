@@ -65,6 +65,8 @@ export class ChannelState {
   readonly subscribers = new Set<Connection>();
   /** Subscribers per wire form other than the canonical one (fanout/forms.ts); null when there are none. */
   forms: Map<FormKey, number> | null = null;
+  /** Batches of this channel whose fan-out goes on over several turns (fanout/slices.ts). */
+  fanoutPending = 0;
 
   constructor(name: string, nextSeq: number, epoch: string) {
     this.name = name;
@@ -74,7 +76,7 @@ export class ChannelState {
 
   /** No subscribers, no history and nothing in the pipeline: the state can go. */
   get idle(): boolean {
-    return this.subscribers.size === 0 && this.history === null && this.cluster === null && this.items.length === 0 && this.timer === null && !this.waiting && this.nextRelease === this.nextTicket;
+    return this.subscribers.size === 0 && this.history === null && this.cluster === null && this.items.length === 0 && this.timer === null && !this.waiting && this.nextRelease === this.nextTicket && this.fanoutPending === 0;
   }
 }
 

@@ -57,6 +57,7 @@ export interface ResolvedConfig {
   /** Adaptive tuning (0: off): bytes written to sockets per second to stay under. */
   targetBytesPerSecond: number;
   adaptiveIntervalMs: number;
+  fanoutSliceMs: number;
 }
 
 /** Tunables as options: any subset, each overriding its environment variable. */
@@ -123,6 +124,8 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   targetLatencyMs: { env: 'BATCHCAST_TARGET_LATENCY_MS', kind: { type: 'int', min: 1, max: 600_000, off: 0 }, fallback: () => 0 },
   targetBytesPerSecond: { env: 'BATCHCAST_TARGET_BYTES_PER_SECOND', kind: { type: 'int', min: 1, max: 2 ** 45, off: 0 }, fallback: () => 0 },
   adaptiveIntervalMs: { env: 'BATCHCAST_ADAPTIVE_INTERVAL_MS', kind: { type: 'int', min: 100, max: 60_000 }, fallback: () => 1_000 },
+  // A batch's writes to a large audience are spread over event-loop turns of at most this long (fanout/slices.ts).
+  fanoutSliceMs: { env: 'BATCHCAST_FANOUT_SLICE_MS', kind: { type: 'int', min: 1, max: 1_000 }, fallback: () => 4 },
 };
 
 /**

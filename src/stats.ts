@@ -6,6 +6,7 @@ import type { HistoryStore } from './history/history.js';
 import type { Recovery } from './history/recovery.js';
 import type { Cluster } from './broker/cluster.js';
 import type { FanoutCounters } from './fanout/fanout.js';
+import type { FanoutSlices } from './fanout/slices.js';
 import type { LayoutCounters } from './fanout/layout.js';
 import type { Subscriptions } from './fanout/subscriptions.js';
 import type { Batcher } from './publish/batcher.js';
@@ -89,6 +90,7 @@ export interface StatsSources {
   counters: { messagesPublished: number; messagesRejected: number; sendErrors: number; callbackErrors: number };
   release: ReleaseCounters;
   fanout: FanoutCounters;
+  slices: FanoutSlices;
   registry: RegistryCounters;
   formats: ConnectionRegistry['formats'];
   layout: LayoutCounters;
@@ -131,6 +133,7 @@ export function assembleStats(s: StatsSources) {
     framesSent: s.fanout.framesSent,
     bytesSent: s.fanout.bytesSent,
     batchesSkipped: s.fanout.batchesSkipped,
+    fanoutSlices: { ...s.slices.counters, pending: s.slices.pending },
     slowClientsClosed: s.fanout.slowClosed,
     sendErrors: s.counters.sendErrors,
     callbackErrors: s.counters.callbackErrors,

@@ -123,8 +123,10 @@ export class CatchUp {
         continue;
       }
       for (const [channel, lag] of lags) {
-        if (this.#advance(connection, lag, deadline)) lags.delete(channel);
-        else break;
+        if (!this.#advance(connection, lag, deadline)) break;
+        lags.delete(channel);
+        // A batch of the channel still on its way to subscribers (sliced fan-out) may be one it just replayed.
+        if (lag.state.fanoutPending > 0) (connection.liveFrom ??= new Map()).set(channel, lag.cursor);
       }
       if (lags.size === 0) connection.lags = null;
       else if (connection.socket.writableLength > this.#lowWater) this.#park(connection);

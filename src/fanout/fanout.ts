@@ -1,7 +1,8 @@
 /**
  * Fan-out: one prepared frame, one socket write per subscriber, nothing else per
- * client. Every frame batchcast sends goes through {@link writeFrame}, so batches,
- * notices and ws's own control frames share one ordered path to the socket.
+ * client (slices.ts spreads a large audience over event-loop turns). Every frame
+ * batchcast sends goes through {@link writeFrame}, so batches, notices and ws's own
+ * control frames share one ordered path to the socket.
  */
 import type { ChannelState } from '../channels.js';
 import type { SlowClientPolicy } from '../config.js';
@@ -88,40 +89,35 @@ export function whenFlushed(connection: Connection, intervalMs = 5): Promise<voi
 }
 
 /**
- * Sends one batch to every subscriber of `state`'s channel, each in its form, applying the
+ * Sends one batch to one subscriber of `state`'s channel, in its form, applying the
  * slow-client policy. A subscriber behind on this channel (catching up from history)
  * is passed by: it reads this frame from history, in order. Under `drop`, a subscriber
  * over `maxBufferedBytes` falls behind from this frame on (`startLag`), and catches up
  * from history once its socket drains.
  */
-export function fanOut(state: ChannelState, frames: BatchFrames, firstSeq: number, options: FanoutOptions, counters: FanoutCounters): void {
-  const { maxBufferedBytes, onSendError } = options;
-  const channel = state.name;
-  const canonical = frames.canonical;
-  for (const connection of state.subscribers) {
-    if (connection.lags !== null && connection.lags.has(channel)) {
-      counters.batchesSkipped++;
-      continue;
-    }
-    if (connection.socket.writableLength > maxBufferedBytes) {
-      if (options.slowClientPolicy === 'close') {
-        if (closeSlow(connection)) {
-          counters.slowClosed++;
-          options.onSlowClient(connection, 'close');
-        }
-      } else {
-        const fresh = connection.lags === null;
-        if (options.startLag(connection, state, firstSeq) && fresh) options.onSlowClient(connection, 'drop');
-        counters.batchesSkipped++;
+export function sendBatch(connection: Connection, state: ChannelState, frames: BatchFrames, firstSeq: number, options: FanoutOptions, counters: FanoutCounters): void {
+  if (connection.lags !== null && connection.lags.has(state.name)) {
+    counters.batchesSkipped++;
+    return;
+  }
+  if (connection.socket.writableLength > options.maxBufferedBytes) {
+    if (options.slowClientPolicy === 'close') {
+      if (closeSlow(connection)) {
+        counters.slowClosed++;
+        options.onSlowClient(connection, 'close');
       }
-      continue;
+    } else {
+      const fresh = connection.lags === null;
+      if (options.startLag(connection, state, firstSeq) && fresh) options.onSlowClient(connection, 'drop');
+      counters.batchesSkipped++;
     }
-    // Most subscribers take the canonical frame: one comparison; the others' forms are laid out once per batch.
-    const frame = connection.form === CANONICAL_FORM ? canonical : frames.for(connection.form);
-    if (writeFrame(connection, frame, onSendError)) {
-      counters.framesSent++;
-      counters.bytesSent += frame.byteLength;
-    }
+    return;
+  }
+  // Most subscribers take the canonical frame: one comparison; the others' forms are laid out once per batch.
+  const frame = connection.form === CANONICAL_FORM ? frames.canonical : frames.for(connection.form);
+  if (writeFrame(connection, frame, options.onSendError)) {
+    counters.framesSent++;
+    counters.bytesSent += frame.byteLength;
   }
 }
 

@@ -7,7 +7,7 @@
  * subscribers see its messages as a gap instead of losing them without a trace.
  */
 import type { ChannelState, Released } from '../channels.js';
-import { fanOut, type FanoutCounters, type FanoutOptions } from '../fanout/fanout.js';
+import type { FanoutSlices } from '../fanout/slices.js';
 import type { DeflateInfo, RejectedMessage, SmallDeflate } from '../encode/task.js';
 import { BatchFrames, type CanonicalBatch, type LayoutCounters } from '../fanout/layout.js';
 import { ERROR_CODES, InvalidMessageError, MessageTooLargeError } from '../errors.js';
@@ -36,8 +36,7 @@ export class ReleaseStep {
     batches: 0, rawBytes: 0, wireBytes: 0, encodeMicros: 0, messagesDelivered: 0, batchesFailed: 0, messagesFailed: 0, smallDeflates: 0,
   };
 
-  readonly #fanout: FanoutOptions;
-  readonly #fanoutCounters: FanoutCounters;
+  readonly #slices: FanoutSlices;
   readonly #observer: Observer;
   readonly #history: HistoryStore;
   readonly #layoutCounters: LayoutCounters;
@@ -45,15 +44,13 @@ export class ReleaseStep {
   readonly #publish: PublishToBroker | null;
 
   constructor(
-    fanout: FanoutOptions,
-    fanoutCounters: FanoutCounters,
+    slices: FanoutSlices,
     layoutCounters: LayoutCounters,
     observer: Observer,
     history: HistoryStore,
     publish: PublishToBroker | null = null,
   ) {
-    this.#fanout = fanout;
-    this.#fanoutCounters = fanoutCounters;
+    this.#slices = slices;
     this.#layoutCounters = layoutCounters;
     this.#observer = observer;
     this.#history = history;
@@ -105,7 +102,7 @@ export class ReleaseStep {
     const batch: CanonicalBatch = { firstSeq, count, frame, deflate };
     this.#history.append(state, batch, Date.now());
     this.counters.messagesDelivered += count * state.subscribers.size;
-    fanOut(state, new BatchFrames(state.name, batch, small, this.#layoutCounters), firstSeq, this.#fanout, this.#fanoutCounters);
+    this.#slices.fanOut(state, new BatchFrames(state.name, batch, small, this.#layoutCounters), firstSeq);
   }
 }
 

@@ -45,6 +45,11 @@ export class Connection {
   noticesDropped = 0;
   /** Channels it is catching up on from history, by name; null when it is live on all. */
   lags: Map<string, Lag> | null = null;
+  /**
+   * Where it went live again on channels that had a sliced fan-out going on (fanout/slices.ts):
+   * batches below this were replayed from history and are not sent again. Null when none.
+   */
+  liveFrom: Map<string, number> | null = null;
 
   constructor(ws: WebSocket, request: IncomingMessage, identity: unknown, format: Format = 'batchcast') {
     this.ws = ws;
