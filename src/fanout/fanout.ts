@@ -54,14 +54,8 @@ export function writeFrame(connection: Connection, frame: Uint8Array, onSendErro
  */
 export function sendNotice(connection: Connection, frame: Uint8Array, options: FanoutOptions, counters: FanoutCounters): boolean {
   if (connection.socket.writableLength > options.maxBufferedBytes) {
-    if (options.slowClientPolicy === 'close') {
-      if (closeSlow(connection)) {
-        counters.slowClosed++;
-        options.onSlowClient(connection, 'close');
-      }
-    } else {
-      connection.noticesDropped++;
-    }
+    if (options.slowClientPolicy === 'close') closeSlow(connection, options, counters);
+    else connection.noticesDropped++;
     return false;
   }
   return writeFrame(connection, frame, options.onSendError);
@@ -101,12 +95,8 @@ export function sendBatch(connection: Connection, state: ChannelState, frames: B
     return;
   }
   if (connection.socket.writableLength > options.maxBufferedBytes) {
-    if (options.slowClientPolicy === 'close') {
-      if (closeSlow(connection)) {
-        counters.slowClosed++;
-        options.onSlowClient(connection, 'close');
-      }
-    } else {
+    if (options.slowClientPolicy === 'close') closeSlow(connection, options, counters);
+    else {
       const fresh = connection.lags === null;
       if (options.startLag(connection, state, firstSeq) && fresh) options.onSlowClient(connection, 'drop');
       counters.batchesSkipped++;
@@ -121,9 +111,10 @@ export function sendBatch(connection: Connection, state: ChannelState, frames: B
   }
 }
 
-/** Starts closing a slow client; false if it was already closing. */
-function closeSlow(connection: Connection): boolean {
-  if (!connection.open) return false;
+/** Starts closing a slow client with 1013 (counted and reported once: not if it was already closing). */
+function closeSlow(connection: Connection, options: FanoutOptions, counters: FanoutCounters): void {
+  if (!connection.open) return;
   connection.ws.close(CLOSE_CODES.SLOW_CONSUMER, 'slow consumer: outbound buffer over maxBufferedBytes');
-  return true;
+  counters.slowClosed++;
+  options.onSlowClient(connection, 'close');
 }
