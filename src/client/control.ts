@@ -1,10 +1,12 @@
 /**
  * How the client asks for channels: a prefix of them in the connect URL, the rest
  * in control messages, each list cut to the limits servers hold to (count per
- * message, bytes per message, URL length). Browser-safe.
+ * message, bytes per message, URL length); and the checks of what the application
+ * gives (URL, channel names, positions), done before anything is sent. Browser-safe.
  */
-import { InvalidChannelError } from '../errors.js';
+import { InvalidChannelError, InvalidConfigError } from '../errors.js';
 import { isValidChannel, MAX_CHANNELS_PER_CONTROL, MAX_CONTROL_BYTES, MAX_URL_CHANNELS_LENGTH } from '../protocol/channel.js';
+import { parsePosition } from '../protocol/position.js';
 import type { Position } from './positions.js';
 
 /** Throws {@link InvalidChannelError} for the first name that is not a valid channel (a `,` included), before anything is sent. */
@@ -57,4 +59,24 @@ export function urlChannels(channels: readonly string[]): string[] {
     prefix.push(channel);
   }
   return prefix;
+}
+
+/** Throws InvalidConfigError for a URL a WebSocket cannot connect to. */
+export function checkUrl(url: string): void {
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw new InvalidConfigError('url', `${JSON.stringify(url)} is not an absolute URL; expected ws://host:port/path or wss://…`);
+  }
+  if (!['ws:', 'wss:', 'http:', 'https:'].includes(protocol)) {
+    throw new InvalidConfigError('url', `${JSON.stringify(url)} has protocol ${protocol}; expected ws:, wss:, http: or https:`);
+  }
+}
+
+/** Checks a position given by the application (`since`); throws InvalidConfigError naming the channel. */
+export function checkPosition(channel: string, position: unknown): Position {
+  const parsed = parsePosition(position);
+  if (typeof parsed === 'string') throw new InvalidConfigError(`since.${channel}`, parsed);
+  return parsed;
 }

@@ -11,13 +11,12 @@
  * on; a listener that throws is reported (`error` with a CallbackError, and
  * `stats.listenerErrors`) while the other listeners and the rest of the batch still run.
  */
-import { CallbackError, InvalidConfigError, ProtocolError } from '../errors.js';
+import { CallbackError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_BODY_BYTES, decodeFrame, type DecodedFrame, type Inflate } from '../protocol/decode.js';
-import { FLAG_COMPRESSED, MAGIC } from '../protocol/envelope.js';
-import { parsePosition } from '../protocol/position.js';
-import { checkChannels, controlMessages, urlChannels } from './control.js';
+import { checkChannels, checkPosition, checkUrl, controlMessages, urlChannels } from './control.js';
 import { Emitter } from './emitter.js';
 import { Positions, type Gap, type Position, type Recovered } from './positions.js';
+import { FAILING_INFLATE, isCompressedEnvelope, isNode, nodeWebSocket, type MinimalWebSocket, type WebSocketConstructor } from './transport.js';
 
 export type { Gap, GapReason, Position, Recovered } from './positions.js';
 
@@ -67,19 +66,6 @@ export interface ClientEvents extends Record<string, unknown[]> {
   error: [Error];
 }
 
-interface MinimalWebSocket {
-  binaryType: string;
-  readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-}
-type WebSocketConstructor = new (url: string) => MinimalWebSocket;
-
-const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 const OPEN = 1;
 
 /** Counters kept by the client, e.g. for `batchcast tail`. */
@@ -378,49 +364,6 @@ export class BatchcastClient extends Emitter<ClientEvents> {
     this.stats.messages += messages.length;
     for (const data of messages) this.emit('message', { channel, seq: null, data });
   }
-}
-
-function checkUrl(url: string): void {
-  let protocol: string;
-  try {
-    protocol = new URL(url).protocol;
-  } catch {
-    throw new InvalidConfigError('url', `${JSON.stringify(url)} is not an absolute URL; expected ws://host:port/path or wss://…`);
-  }
-  if (!['ws:', 'wss:', 'http:', 'https:'].includes(protocol)) {
-    throw new InvalidConfigError('url', `${JSON.stringify(url)} has protocol ${protocol}; expected ws:, wss:, http: or https:`);
-  }
-}
-
-/** Checks a position given by the application (`since`); throws InvalidConfigError naming the channel. */
-function checkPosition(channel: string, position: unknown): Position {
-  const parsed = parsePosition(position);
-  if (typeof parsed === 'string') throw new InvalidConfigError(`since.${channel}`, parsed);
-  return parsed;
-}
-
-/** True for a binary frame that is an envelope with a compressed body (flags bit 0), whatever else it holds. */
-function isCompressedEnvelope(data: unknown): boolean {
-  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data, 0, Math.min(4, data.byteLength)) : data instanceof Uint8Array ? data : null;
-  return bytes !== null && bytes.byteLength >= 4 && bytes[0] === MAGIC && (bytes[3]! & FLAG_COMPRESSED) !== 0;
-}
-
-const FAILING_INFLATE: Inflate = () => {
-  throw new Error('no inflater could be loaded');
-};
-
-/**
- * ws in Node, without permessage-deflate: envelopes arrive compressed once by the server's
- * worker and node:zlib inflates them here, synchronously, in order (ws would inflate on
- * the libuv pool and keep a zlib context per connection).
- */
-async function nodeWebSocket(): Promise<WebSocketConstructor> {
-  const { WebSocket } = await import('ws');
-  return class extends WebSocket {
-    constructor(url: string) {
-      super(url, { perMessageDeflate: false });
-    }
-  } as unknown as WebSocketConstructor;
 }
 
 /** Connects to a batchcast server. Listen for `message`, `gap`, `notice`, `open`, `close`, `error`. */
