@@ -47,14 +47,27 @@ function publishBatches(broadcaster: Broadcaster, from = 0): void {
   }
 }
 
+/** A broadcaster with 1 ms slices and a crowd of AUDIENCE raw subscribers, plus one decoding client on `extra` (if given). */
+async function crowd(extra?: string[]): Promise<{ broadcaster: Broadcaster; url: string; clients: WireClient[]; one: RawClient | null }> {
+  const { broadcaster, url } = await startBroadcaster({ fanoutSliceMs: 1, batchSize: 1000, batchDelayMs: 1000 });
+  cleanups.push(() => broadcaster.close());
+  const clients = await audience(url, AUDIENCE);
+  const one = extra === undefined ? null : await RawClient.open(url, extra);
+  if (one !== null) cleanups.push(() => one.close());
+  await crowded(broadcaster, AUDIENCE + (extra?.includes('crowd') === true ? 1 : 0));
+  return { broadcaster, url, clients, one };
+}
+
+/** The epoch in a client's first `subscribed` notice. */
+function epochOf(client: RawClient, channel: string): string {
+  return (client.notices.find((n) => n.op === 'subscribed') as { positions: Record<string, { epoch: string }> }).positions[channel]!.epoch;
+}
+
 const all = (from: number, count: number) => [...Array(count).keys()].map((i) => from + i);
 
 describe('sliced fan-out', () => {
   it('spreads each batch over several turns and still gives every subscriber every message once, in order', async () => {
-    const { broadcaster, url } = await startBroadcaster({ fanoutSliceMs: 1, batchSize: 1000, batchDelayMs: 1000 });
-    cleanups.push(() => broadcaster.close());
-    const clients = await audience(url, AUDIENCE);
-    await crowded(broadcaster, AUDIENCE);
+    const { broadcaster, clients } = await crowd();
     publishBatches(broadcaster);
     await waitFor(() => clients.every((c) => seqs(c).length === BATCHES * PER_BATCH), 30_000, 'every message at every subscriber');
     for (const client of clients) expect(seqs(client)).toEqual(all(0, BATCHES * PER_BATCH));
@@ -66,13 +79,9 @@ describe('sliced fan-out', () => {
   }, 60_000);
 
   it('a client recovering from history while batches are on their way gets each message exactly once', async () => {
-    const { broadcaster, url } = await startBroadcaster({ fanoutSliceMs: 1, batchSize: 1000, batchDelayMs: 1000 });
-    cleanups.push(() => broadcaster.close());
-    const clients = await audience(url, AUDIENCE);
-    const late = await RawClient.open(url, ['other']);
-    cleanups.push(() => late.close());
-    await crowded(broadcaster, AUDIENCE);
-    const epoch = (late.notices.find((n) => n.op === 'subscribed') as { positions: Record<string, { epoch: string }> }).positions.other!.epoch;
+    const { broadcaster, clients, one } = await crowd(['other']);
+    const late = one!;
+    const epoch = epochOf(late, 'other');
     publishBatches(broadcaster);
     // Ask while the first batches are still being written to the crowd: from the very start of the stream.
     late.ws.send(JSON.stringify({ op: 'subscribe', channels: ['crowd'], since: { crowd: { epoch, seq: 0 } } }));
@@ -87,13 +96,9 @@ describe('sliced fan-out', () => {
   }, 60_000);
 
   it('a subscriber that leaves and comes back with its position while batches are on their way gets each message once', async () => {
-    const { broadcaster, url } = await startBroadcaster({ fanoutSliceMs: 1, batchSize: 1000, batchDelayMs: 1000 });
-    cleanups.push(() => broadcaster.close());
-    const clients = await audience(url, AUDIENCE);
-    const mover = await RawClient.open(url, ['crowd']);
-    cleanups.push(() => mover.close());
-    await crowded(broadcaster, AUDIENCE + 1);
-    const epoch = (mover.notices.find((n) => n.op === 'subscribed') as { positions: Record<string, { epoch: string }> }).positions.crowd!.epoch;
+    const { broadcaster, clients, one } = await crowd(['crowd']);
+    const mover = one!;
+    const epoch = epochOf(mover, 'crowd');
     publishBatches(broadcaster);
     // While the batches are still being written (the mover is in their subscriber lists), leave and come back
     // from where it stands: history replays what it missed, and the batches on their way must not bring it twice.
@@ -111,12 +116,8 @@ describe('sliced fan-out', () => {
   }, 60_000);
 
   it('a subscriber that leaves while batches are on their way gets nothing after its unsubscribed notice', async () => {
-    const { broadcaster, url } = await startBroadcaster({ fanoutSliceMs: 1, batchSize: 1000, batchDelayMs: 1000 });
-    cleanups.push(() => broadcaster.close());
-    const clients = await audience(url, AUDIENCE);
-    const leaving = await RawClient.open(url, ['crowd']);
-    cleanups.push(() => leaving.close());
-    await crowded(broadcaster, AUDIENCE + 1);
+    const { broadcaster, clients, one } = await crowd(['crowd']);
+    const leaving = one!;
     publishBatches(broadcaster);
     leaving.ws.send(JSON.stringify({ op: 'unsubscribe', channels: ['crowd'] }));
     await leaving.waitFor(() => leaving.notices.some((n) => n.op === 'unsubscribed'), 10_000, 'the unsubscribed notice');
