@@ -4,8 +4,7 @@
  * between batches), and when the batch comes back completes the ticket (so the channel
  * moves on whatever happened) before anything is reported to user code.
  */
-import type { EncodeError, InvalidMessageError, MessageTooLargeError } from '../errors.js';
-import { EncodeError as EncodeFailure } from '../errors.js';
+import { EncodeError, type InvalidMessageError, type MessageTooLargeError } from '../errors.js';
 import type { Batch } from '../publish/batcher.js';
 import { messageErrors } from '../release/release.js';
 import type { Sequencer } from '../release/sequencer.js';
@@ -50,7 +49,7 @@ export class EncodeDispatch {
         this.messagesRejected += result.rejected.length;
         this.#options.onRejected(messageErrors(state.name, result.rejected, settings.maxMessageBytes));
       }
-      if (result === null && !(error instanceof AbandonedError)) this.#options.onEncodeError(new EncodeFailure(state.name, error!.message, { cause: error }));
+      if (result === null && !(error instanceof AbandonedError)) this.#options.onEncodeError(new EncodeError(state.name, error!.message, { cause: error }));
       if (pool.inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       this.#options.onDone();
     });

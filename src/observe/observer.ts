@@ -24,9 +24,7 @@ export class Observer {
   readonly encodeSamples = new SampleRing();
   /** Broadcast delay in ms per batch (first publish → written to the sockets), the last 1024 batches. */
   readonly delaySamples = new SampleRing();
-  /** The same, for the current second. */
-  readonly #delayWindow = new SampleRing(4096);
-  /** Windows other readers opened (the adaptive controller), each cleared by its reader. */
+  /** Windows opened by readers that look once per interval (the last-second figure below, the adaptive controller). */
   readonly #windows: SampleRing[] = [];
   /** Broadcast delay percentiles of the last whole second (live page, adaptive controller). */
   lastSecondDelay: Percentiles;
@@ -37,10 +35,11 @@ export class Observer {
     this.rate = new RateMeter(sources.published);
     this.encodeRate = new RateMeter(sources.encodeMicros);
     this.metrics = metrics === false ? null : new BatchcastMetrics(sources.stats, metrics === true ? {} : metrics);
-    this.lastSecondDelay = this.#delayWindow.percentiles();
+    const second = this.openDelayWindow();
+    this.lastSecondDelay = second.percentiles();
     this.#timer = setInterval(() => {
-      this.lastSecondDelay = this.#delayWindow.percentiles();
-      this.#delayWindow.clear();
+      this.lastSecondDelay = second.percentiles();
+      second.clear();
     }, 1000);
     this.#timer.unref();
   }
@@ -54,7 +53,6 @@ export class Observer {
   /** A batch of `messages` on `channel` was written to its subscribers `delayMs` after its first publish. */
   delivered(channel: string, messages: number, delayMs: number): void {
     this.delaySamples.add(delayMs);
-    this.#delayWindow.add(delayMs);
     for (const window of this.#windows) window.add(delayMs);
     this.metrics?.delivered(channel, messages, delayMs);
   }
