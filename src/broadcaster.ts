@@ -122,6 +122,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       maxQueue: config.maxQueue,
       encodeTimeoutMs: config.encodeTimeoutMs,
       workerFilename: options.workerFilename,
+      workerNice: config.workerNice,
       onCallbackError: (error) => this.#events.failed('batch completion', error),
     });
     this.#pool.on('fault', (fault) => this.#events.defer('fault', fault));

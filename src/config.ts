@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { InvalidConfigError } from './errors.js';
+import { THREAD_PRIORITY_SUPPORTED } from './encode/priority.js';
 import type { Codec } from './protocol/envelope.js';
 import { FORMATS, type Format } from './protocol/formats.js';
 import { LOG_LEVELS, type LogLevel } from './observe/logger.js';
@@ -29,6 +30,7 @@ export interface ResolvedConfig {
   codec: Codec;
   perMessageDeflate: boolean;
   format: Format;
+  workerNice: number;
   poolSize: number;
   maxQueue: number;
   encodeTimeoutMs: number;
@@ -82,6 +84,16 @@ interface Setting<T = ResolvedConfig> {
 
 const MiB = 1024 * 1024;
 
+/**
+ * One encoder thread per core when encoders run below the event loop's priority (they
+ * take only what it leaves: BENCHMARKS.md, "Pool size"); otherwise one core is left to
+ * the event loop.
+ */
+export function defaultPoolSize(workerNice: number): number {
+  const cores = availableParallelism();
+  return THREAD_PRIORITY_SUPPORTED && workerNice > 0 ? cores : Math.max(1, cores - 1);
+}
+
 /** The one table of settings. Keep docs/configuration in README.md in step with it. */
 export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   preset: { env: 'BATCHCAST_PRESET', kind: { type: 'enum', values: Object.keys(PRESETS) }, fallback: () => 'balanced' },
@@ -94,7 +106,9 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   codec: { env: 'BATCHCAST_CODEC', kind: { type: 'enum', values: ['json', 'msgpack'] }, fallback: () => 'json' },
   perMessageDeflate: { env: 'BATCHCAST_PER_MESSAGE_DEFLATE', kind: { type: 'bool' }, fallback: () => true },
   format: { env: 'BATCHCAST_FORMAT', kind: { type: 'enum', values: FORMATS }, fallback: () => 'batchcast' },
-  poolSize: { env: 'BATCHCAST_POOL_SIZE', kind: { type: 'int', min: 1, max: 256 }, fallback: () => Math.max(1, availableParallelism() - 1) },
+  // Encoder threads yield the core to the event loop (encode/priority.ts); where they can, they may also use every core.
+  workerNice: { env: 'BATCHCAST_WORKER_NICE', kind: { type: 'int', min: 0, max: 19 }, fallback: () => 10 },
+  poolSize: { env: 'BATCHCAST_POOL_SIZE', kind: { type: 'int', min: 1, max: 256 }, fallback: (c) => defaultPoolSize(c.workerNice!) },
   maxQueue: { env: 'BATCHCAST_MAX_QUEUE', kind: { type: 'int', min: 1, max: 1_000_000 }, fallback: (c) => c.poolSize! * 4 },
   encodeTimeoutMs: { env: 'BATCHCAST_ENCODE_TIMEOUT_MS', kind: { type: 'int', min: 100, max: 600_000 }, fallback: () => 5_000 },
   maxPendingMessages: { env: 'BATCHCAST_MAX_PENDING_MESSAGES', kind: { type: 'int', min: 1, max: 100_000_000 }, fallback: () => 100_000 },

@@ -4,8 +4,14 @@
  * ArrayBuffer is moved, so the main thread receives it without a copy.
  */
 import { Piscina } from 'piscina';
+
 import { encodeBatch } from '../src/encode/encode-batch.js';
 import type { EncodeTask } from '../src/encode/task.js';
+import { lowerThreadPriority } from '../src/encode/priority.js';
+import type { EncoderWorkerData } from '../src/encode/pool.js';
+
+// Once per thread, before the first task (see src/encode/priority.ts).
+lowerThreadPriority((Piscina.workerData as EncoderWorkerData | undefined)?.workerNice ?? 0);
 
 /** Encodes `task`; the frame buffer is transferred, never copied. */
 export default function encode(task: EncodeTask): unknown {

@@ -42,6 +42,13 @@ export interface EncoderPoolOptions {
   workerFilename?: string;
   /** A submit callback threw (a bug): reported here instead of as an unhandled rejection. */
   onCallbackError?: (error: unknown) => void;
+  /** Added to each worker thread's nice value (Linux; see priority.ts); 0 leaves it. */
+  workerNice?: number;
+}
+
+/** What every worker receives once, as Piscina's `workerData`. */
+export interface EncoderWorkerData {
+  workerNice: number;
 }
 
 /** Piscina's load-balancer signature (the package root does not export it by name). */
@@ -133,6 +140,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       // Workers time their own encodes (EncodeResult.encodeMicros); Piscina's histograms would cost every task.
       recordTiming: false,
       loadBalancer: this.#place,
+      workerData: { workerNice: options.workerNice ?? 0 } satisfies EncoderWorkerData,
     });
     // Piscina emits 'error' for worker crashes outside a task; those are reported per task below.
     this.#pool.on('error', () => {});
