@@ -40,6 +40,8 @@ let errors = 0;
 let windowMessages = 0;
 let elu = 0;
 let decodeEvery = 1;
+/** µs of busy work per frame on non-probe clients (the overload scenario); 0: none. */
+let workUs = 0;
 let cpuCores = 0;
 const eld = monitorEventLoopDelay({ resolution: 10 });
 
@@ -49,6 +51,7 @@ async function handle(message: ToClient): Promise<void> {
   if (message.type === 'connect') {
     const { port, clients: count, probes, wire, awaitNotice, channel } = message;
     decodeEvery = message.decodeEvery;
+    workUs = message.workUs;
     const url = `ws://127.0.0.1:${port}/?channels=${channel}`;
     const probeSet = pickProbes(count, probes);
     for (let i = 0; i < count; i += 25) {
@@ -68,6 +71,12 @@ async function handle(message: ToClient): Promise<void> {
     for (const client of clients) client.close();
     setTimeout(() => process.exit(0), 20);
   }
+}
+
+/** Keeps this thread busy for `us` microseconds: a client that does real work per frame. */
+function spin(us: number): void {
+  const until = performance.now() + us / 1000;
+  while (performance.now() < until);
 }
 
 /** The first and last clients, then evenly spaced ones. */
@@ -121,7 +130,8 @@ async function open(url: string, wire: WireFormat, probe: boolean, awaitNotice: 
   // batchcast-pmd clients offer what a browser offers.
   const { socket, head } = await openRaw(url, wire === 'pmd-envelope' ? 'permessage-deflate; client_max_window_bits' : undefined);
   const client: SimClient = { probe, ready: !awaitNotice, messages: 0, frames: 0, bytes: 0, rawBytes: 0, expected: -1, decodedRaw: 0, decodedMessages: 0, rawPerMessage: 0, close: () => socket.destroy() };
-  const onFrame = wire === 'envelope' || wire === 'pmd-envelope' ? envelopeHandler(client) : textHandler(client);
+  const handler = wire === 'envelope' || wire === 'pmd-envelope' ? envelopeHandler(client) : textHandler(client);
+  const onFrame: typeof handler = workUs > 0 && !probe ? (...args) => (handler(...args), spin(workUs)) : handler;
   const reader = new FrameReader(probe, onFrame);
   const onData = (chunk: Buffer) => {
     client.bytes += chunk.length;

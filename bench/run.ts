@@ -54,7 +54,7 @@ function spec(o: BenchOptions, scenario: Scenario, variant: VariantName, subscri
     warmupMs: o.warmupMs, durationMs: o.durationMs, graceMs: o.graceMs, tickMs: o.tickMs,
     eldResolutionMs: o.eldResolutionMs ?? 10, probes: o.probes,
     // Probes decode every frame up to ~25k msgs/s; above, every n-th frame (latency is sampled per frame).
-    decodeEvery: Math.max(1, Math.round(rate / 25_000)), poolSize: o.poolSize, batchSize: o.batchSize, batchDelayMs: o.batchDelayMs,
+    decodeEvery: Math.max(1, Math.round(rate / 25_000)), clientWorkUs: 0, poolSize: o.poolSize, workerNice: o.workerNice, batchSize: o.batchSize, batchDelayMs: o.batchDelayMs,
     compressionThreshold: o.compressionThreshold, compressionLevel: o.compressionLevel, preset: o.preset, channel: 'bench', repeat: 0,
     ...extra,
   };
@@ -69,6 +69,9 @@ function planRows(o: BenchOptions): RowSpec[] {
       for (const subscribers of o.clients) {
         for (const variant of o.fanoutVariants.filter((v) => !v.startsWith('producer'))) plan.push(spec(o, 'fanout', variant, subscribers, o.rate, { repeat }));
       }
+    }
+    if (o.scenarios.includes('overload')) {
+      for (const variant of o.overloadVariants) plan.push(spec(o, 'overload', variant, o.overloadClients, o.overloadRate, { clientWorkUs: o.overloadWorkUs, repeat }));
     }
     if (o.scenarios.includes('large')) {
       const sizes = [...o.largeSizesKB].sort((a, b) => a - b);
@@ -287,6 +290,7 @@ function renderText(
   parts.push('busy = main-thread event-loop busy µs per published message (median of 250 ms slices); net = busy less the producer-only floor; ×seed / ×async = busy ratio to seed-inline / inline-async; eld = event-loop delay; CPU = process CPU in cores (all threads); lat = publish→receive on probe clients; fraction = slowest client\'s share of published messages.');
   if (rows.some((r) => r.scenario === 'fanout')) parts.push(`\n== Fan-out: 1 channel, ${fmt(o.rate, 0)} ${o.shape} msgs/s ==\n${rowsTable(rows, 'fanout')}`);
   if (costs.length > 0) parts.push(`\n== Per-subscriber fan-out cost (slope of main-thread busy per batch) ==\n${fanoutCostTable(costs)}`);
+  if (rows.some((r) => r.scenario === 'overload')) parts.push(`\n== Overload: ${o.overloadClients} clients that cannot keep up (each spends ${o.overloadWorkUs} µs per frame), ${fmt(o.overloadRate, 0)} ${o.shape} msgs/s ==\n${rowsTable(rows, 'overload')}`);
   if (rows.some((r) => r.scenario === 'large')) parts.push(`\n== Large payloads: snapshots at ${o.largeRate}/s to ${o.largeClients} clients ==\n${rowsTable(rows, 'large')}`);
   if (encodeRows.length > 0) parts.push(`\n== Encode only (no sockets), batches of ${o.batchSize} ${o.shape} messages ==\n${encodeTable(encodeRows, scaling)}`);
   if (costRows.length > 0) {

@@ -32,6 +32,7 @@ interface Row {
   compressionRatio: number | null;
   peakRssMB: number | null;
   gaps: number | null;
+  clientElu: number | null;
 }
 
 interface Results {
@@ -39,7 +40,7 @@ interface Results {
   rows: Row[];
   encode: { codec: string; poolSize: number; msgsPerSec: number; compressionRatio: number }[];
   saturation: { variant: string; maxSustainedRate: number | null }[];
-  targets: { id: string; met: boolean | null }[];
+  targets: { id: string; met: boolean | null; measured: { label: string; ratio: number }[] }[];
   history: {
     memory: { channels: number; historyBytes: number; bytesPerMessage: number; defaultCoverSeconds: number }[];
     storm: { clients: number; allLiveMs: number; gaps: number; statuses: Record<string, number>; recoveredPerClient: number; server: { eldMaxMs: number; framesReplayed: number } } | null;
@@ -127,6 +128,18 @@ describe('bench --smoke', () => {
     }
   });
 
+  it('runs the overload rows with clients that spend the given work on every frame', () => {
+    const rows = results.rows.filter((r) => r.scenario === 'overload');
+    expect(rows.map((r) => r.variant).sort()).toEqual(['batchcast', 'seed-inline']);
+    for (const row of rows) {
+      expect(row.ok, row.variant).toBe(true);
+      expect(row.deliveredFraction, row.variant).toBe(1);
+      // One of the 3 clients is not a probe: 50 frames/s × 2 ms of work each is 0.1 of the client process's loop.
+      expect(row.clientElu, row.variant).toBeGreaterThan(0.08);
+    }
+    expect(results.targets.find((t) => t.id === 'overload-vs-seed')?.measured[0]?.ratio).toBeGreaterThan(0);
+  });
+
   it('reports sane numbers', () => {
     for (const row of results.rows.filter((r) => r.ok)) {
       const label = `${row.scenario}/${row.variant}/${row.subscribers}`;
@@ -153,7 +166,7 @@ describe('bench --smoke', () => {
       expect(row.compressionRatio).toBeGreaterThan(1);
     }
     expect(results.saturation.map((s) => s.variant).sort()).toEqual(['batchcast', 'seed-inline']);
-    expect(results.targets.map((t) => t.id)).toEqual(['busy-objects-vs-seed', 'busy-objects-vs-async', 'busy-pre-vs-seed', 'stall-large-vs-async', 'fanout-vs-write', 'encode-scaling', 'pmd-wire', 'pmd-cpu', 'pmd-delivery']);
+    expect(results.targets.map((t) => t.id)).toEqual(['busy-objects-vs-seed', 'busy-objects-vs-async', 'busy-objects-vs-async-09', 'busy-pre-vs-seed', 'saturation-vs-async', 'overload-vs-seed', 'stall-large-vs-async', 'fanout-vs-write', 'encode-scaling', 'pmd-wire', 'pmd-cpu', 'pmd-delivery']);
     // Both permessage-deflate variants ran the fan-out and large rows, so wire and CPU are judged (delivery needs 200 clients).
     expect(results.targets.filter((t) => t.id === 'pmd-wire' || t.id === 'pmd-cpu').map((t) => t.met)).not.toContain(null);
     expect(results.meta.cores).toBeGreaterThan(0);

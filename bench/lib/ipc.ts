@@ -54,7 +54,7 @@ export const VARIANT_INFO: Readonly<Record<VariantName, VariantInfo>> = {
   },
 };
 
-export type Scenario = 'fanout' | 'large' | 'saturation';
+export type Scenario = 'fanout' | 'large' | 'saturation' | 'overload';
 
 /** One measured row: a variant, a workload and a client count. */
 export interface RowSpec {
@@ -76,7 +76,11 @@ export interface RowSpec {
   probes: number;
   /** Probe clients decode every n-th batch frame (1 = all); keeps the clients light at high rates. */
   decodeEvery: number;
+  /** CPU each non-probe client spends per frame, in µs (busy loop): 'overload' makes clients that cannot keep up. */
+  clientWorkUs: number;
   poolSize: number;
+  /** batchcast's encoder threads' nice increment (the library's default unless --worker-nice). */
+  workerNice: number;
   batchSize: number;
   batchDelayMs: number;
   compressionThreshold: number;
@@ -158,7 +162,7 @@ export type FromServer =
   | { type: 'error'; message: string };
 
 export type ToClient =
-  | { type: 'connect'; port: number; clients: number; probes: number; wire: WireFormat; awaitNotice: boolean; channel: string; decodeEvery: number }
+  | { type: 'connect'; port: number; clients: number; probes: number; wire: WireFormat; awaitNotice: boolean; channel: string; decodeEvery: number; workUs: number }
   | { type: 'window'; windowStart: number; windowEnd: number }
   | { type: 'expect'; total: number; graceMs: number };
 export type FromClient =

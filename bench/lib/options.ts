@@ -2,12 +2,12 @@
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PRESETS, type PresetName } from '../../src/config.js';
+import { PRESETS, resolveConfig, type PresetName } from '../../src/config.js';
 import { VARIANTS, type Scenario, type VariantName } from './ipc.js';
 import { SHAPES, type Shape } from './workload.js';
 
 export type ScenarioName = Scenario | 'encode' | 'history' | 'cluster';
-export const SCENARIOS: readonly ScenarioName[] = ['fanout', 'large', 'encode', 'saturation', 'history', 'cluster'];
+export const SCENARIOS: readonly ScenarioName[] = ['fanout', 'large', 'overload', 'encode', 'saturation', 'history', 'cluster'];
 
 export interface BenchOptions {
   profile: 'quick' | 'full' | 'smoke';
@@ -18,6 +18,7 @@ export interface BenchOptions {
   /** Variants also run at every payload size below the largest (stall vs payload size). */
   sizeVariants: VariantName[];
   saturationVariants: VariantName[];
+  overloadVariants: VariantName[];
   clients: number[];
   rate: number;
   shape: Shape;
@@ -28,6 +29,7 @@ export interface BenchOptions {
   probes: number;
   repeat: number;
   poolSize: number;
+  workerNice: number;
   preset: PresetName;
   batchSize: number;
   batchDelayMs: number;
@@ -38,6 +40,10 @@ export interface BenchOptions {
   largeRate: number;
   largeClients: number;
   satClients: number;
+  /** Overload: subscribers, rate, and µs of work per frame on each client (so they cannot keep up). */
+  overloadClients: number;
+  overloadRate: number;
+  overloadWorkUs: number;
   satStart: number;
   satMax: number;
   satBisect: number;
@@ -64,6 +70,9 @@ export interface BenchOptions {
   chartsFrom: string | null;
 }
 
+/** The library's own defaults on this machine (no options, no environment). */
+const LIBRARY = resolveConfig({}, {});
+
 export const HELP = `batchcast benchmark suite: batchcast next to the servers you would write instead.
 
 Usage: npm run bench -- [flags]        (or: node dist/bench/run.js [flags] after npm run build)
@@ -85,7 +94,8 @@ Selection:
   --repeat N             run fan-out and large rows N times, interleaved; medians reported (default 1)
 
 batchcast and baselines:
-  --pool N               batchcast worker threads (default: cores - 1 = ${Math.max(1, availableParallelism() - 1)})
+  --pool N               batchcast worker threads (default: the library's, ${LIBRARY.poolSize} here)
+  --worker-nice N        batchcast encoder threads' nice increment, 0-19 (default: the library's, ${LIBRARY.workerNice})
   --preset P             ${Object.keys(PRESETS).join(', ')} (default balanced: 500 msgs / 20 ms, threshold 1000, level 6)
   --batch-size N, --batch-delay MS, --threshold BYTES, --level 0-9    override the preset
 
@@ -94,6 +104,9 @@ Scenario settings:
   --large-rate N         large messages per second (default 10)
   --large-clients N      subscribers in the large scenario (default 10)
   --sat-clients N        subscribers in the saturation scenario (default 20)
+  --overload-clients N   subscribers in the overload scenario (default 200)
+  --overload-rate N      msgs/s in the overload scenario (default 10000)
+  --overload-work-us N   CPU µs each client spends per frame there, so the clients cannot keep up (default 120)
   --sat-start N          first saturation rate (default 50000); doubles until a variant falls behind
   --sat-max N            highest rate tried (default 3200000)
   --sat-bisect N         bisection steps after the first failure (quick 0, full 2)
@@ -151,6 +164,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       warmup: { type: 'string' },
       repeat: { type: 'string' },
       pool: { type: 'string' },
+      'worker-nice': { type: 'string' },
       preset: { type: 'string' },
       'batch-size': { type: 'string' },
       'batch-delay': { type: 'string' },
@@ -160,6 +174,9 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       'large-rate': { type: 'string' },
       'large-clients': { type: 'string' },
       'sat-clients': { type: 'string' },
+      'overload-clients': { type: 'string' },
+      'overload-rate': { type: 'string' },
+      'overload-work-us': { type: 'string' },
       'sat-start': { type: 'string' },
       'sat-max': { type: 'string' },
       'sat-bisect': { type: 'string' },
@@ -196,6 +213,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     largeVariants: ['producer', 'naive', 'seed-inline', 'inline-async', 'ws-pmd', 'batchcast', 'batchcast-pre', 'batchcast-msgpack', 'batchcast-pmd'],
     sizeVariants: ['seed-inline', 'inline-async', 'batchcast', 'batchcast-pre'],
     saturationVariants: ['seed-inline', 'inline-async', 'batchcast', 'batchcast-pre'],
+    overloadVariants: ['seed-inline', 'inline-async', 'write-floor', 'batchcast'],
     clients: [20, 200],
     rate: 20_000,
     shape: 'trade',
@@ -205,7 +223,8 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     tickMs: 5,
     probes: 2,
     repeat: 1,
-    poolSize: Math.max(1, cores - 1),
+    poolSize: LIBRARY.poolSize,
+    workerNice: LIBRARY.workerNice,
     preset,
     batchSize: p.batchSize,
     batchDelayMs: p.batchDelayMs,
@@ -216,6 +235,9 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     largeRate: 10,
     largeClients: 10,
     satClients: 20,
+    overloadClients: 200,
+    overloadRate: 10_000,
+    overloadWorkUs: 120,
     satStart: 50_000,
     satMax: 3_200_000,
     satBisect: 0,
@@ -248,7 +270,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (profile === 'smoke') {
     Object.assign(o, {
       clients: [3], rate: 2000, warmupMs: 200, durationMs: 400, graceMs: 3000, largeSizesKB: [16], largeClients: 2, largeRate: 20,
-      sizeVariants: [], satClients: 2, satStart: 2000, satMax: 2000, satDurationMs: 300, saturationVariants: ['seed-inline', 'batchcast'],
+      sizeVariants: [], overloadClients: 3, overloadRate: 2000, overloadWorkUs: 2000, overloadVariants: ['seed-inline', 'batchcast'], satClients: 2, satStart: 2000, satMax: 2000, satDurationMs: 300, saturationVariants: ['seed-inline', 'batchcast'],
       encodeLevels: [6], encodePools: [1], encodeRoundMs: 50, encodeRounds: 1,
       historySeconds: 1, historyRate: 2000, stormClients: 20, stormRate: 1000, stormOutageMs: 300, clusterClients: 3,
     } satisfies Partial<BenchOptions>);
@@ -261,6 +283,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     o.largeVariants = chosen;
     o.sizeVariants = chosen;
     o.saturationVariants = chosen.filter((v) => !v.startsWith('producer'));
+    o.overloadVariants = chosen.filter((v) => !v.startsWith('producer'));
   }
   if (values.codec !== undefined) {
     const codec = oneOf(values.codec, ['json', 'msgpack', 'both'] as const, 'codec');
@@ -269,6 +292,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     o.largeVariants = o.largeVariants.filter((v) => !drop(v));
     o.sizeVariants = o.sizeVariants.filter((v) => !drop(v));
     o.saturationVariants = o.saturationVariants.filter((v) => !drop(v));
+    o.overloadVariants = o.overloadVariants.filter((v) => !drop(v));
     o.encodeCodecs = codec === 'both' ? ['json', 'msgpack'] : [codec];
   }
   if (values.clients !== undefined) o.clients = ints(values.clients, 'clients').map((n) => Math.max(1, n));
@@ -278,6 +302,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values.warmup !== undefined) o.warmupMs = int(values.warmup, 'warmup');
   if (values.repeat !== undefined) o.repeat = int(values.repeat, 'repeat', 1);
   if (values.pool !== undefined) o.poolSize = int(values.pool, 'pool', 1);
+  if (values['worker-nice'] !== undefined) o.workerNice = Math.min(19, int(values['worker-nice'], 'worker-nice'));
   if (values['batch-size'] !== undefined) o.batchSize = int(values['batch-size'], 'batch-size', 1);
   if (values['batch-delay'] !== undefined) o.batchDelayMs = int(values['batch-delay'], 'batch-delay');
   if (values.threshold !== undefined) o.compressionThreshold = int(values.threshold, 'threshold');
@@ -287,6 +312,9 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values['large-rate'] !== undefined) o.largeRate = int(values['large-rate'], 'large-rate', 1);
   if (values['large-clients'] !== undefined) o.largeClients = int(values['large-clients'], 'large-clients', 1);
   if (values['sat-clients'] !== undefined) o.satClients = int(values['sat-clients'], 'sat-clients', 1);
+  if (values['overload-clients'] !== undefined) o.overloadClients = int(values['overload-clients'], 'overload-clients', 1);
+  if (values['overload-rate'] !== undefined) o.overloadRate = int(values['overload-rate'], 'overload-rate', 1);
+  if (values['overload-work-us'] !== undefined) o.overloadWorkUs = int(values['overload-work-us'], 'overload-work-us');
   if (values['sat-start'] !== undefined) o.satStart = int(values['sat-start'], 'sat-start', 1);
   if (values['sat-max'] !== undefined) o.satMax = int(values['sat-max'], 'sat-max', 1);
   if (values['sat-bisect'] !== undefined) o.satBisect = int(values['sat-bisect'], 'sat-bisect');

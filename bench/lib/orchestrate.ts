@@ -99,7 +99,7 @@ export async function runRow(spec: RowSpec): Promise<RowResult> {
     const withClients = spec.subscribers > 0 && info.wire !== 'none';
     if (withClients) {
       client = spawn(CLIENT_PROC);
-      const connect: ToClient = { type: 'connect', port, clients: spec.subscribers, probes: spec.probes, wire: info.wire, awaitNotice: info.awaitNotice, channel: spec.channel, decodeEvery: spec.decodeEvery };
+      const connect: ToClient = { type: 'connect', port, clients: spec.subscribers, probes: spec.probes, wire: info.wire, awaitNotice: info.awaitNotice, channel: spec.channel, decodeEvery: spec.decodeEvery, workUs: spec.clientWorkUs };
       client.send(connect);
       await nextMessage<FromClient>(client, (m) => m.type === 'connected', 60_000, 'clients connect');
     }

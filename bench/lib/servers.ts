@@ -233,6 +233,7 @@ async function batchcast(spec: RowSpec, codec: 'json' | 'msgpack', serialized: b
     port: 0,
     host: '127.0.0.1',
     poolSize: spec.poolSize,
+    workerNice: spec.workerNice,
     codec,
     batchSize: spec.batchSize,
     batchDelayMs: spec.batchDelayMs,

@@ -5,7 +5,7 @@
  * compression (ws-pmd).
  */
 import { fmt } from './stats.js';
-import { table, x, type FanoutCost, type FlatRow, type ScalingRow } from './report.js';
+import { saturation, table, x, type FanoutCost, type FlatRow, type ScalingRow } from './report.js';
 import type { VariantName } from './ipc.js';
 
 /** One of the issue's targets, met or not, with the measured ratio. */
@@ -47,7 +47,31 @@ export function targets(rows: FlatRow[], costs: FanoutCost[], scaling: ScalingRo
   };
   busyTarget('busy-objects-vs-seed', 'batchcast', 'vsSeedInline', 'netVsSeedInline', 0.5, 'main-thread busy per message, plain objects, ≤ 0.5× seed-inline');
   busyTarget('busy-objects-vs-async', 'batchcast', 'vsInlineAsync', 'netVsInlineAsync', 0.8, 'main-thread busy per message, plain objects, ≤ 0.8× inline-async');
+  busyTarget('busy-objects-vs-async-09', 'batchcast', 'vsInlineAsync', 'netVsInlineAsync', 0.9, 'main-thread busy per message, plain objects, ≤ 0.9× inline-async (issue 12, goal 1)');
   busyTarget('busy-pre-vs-seed', 'batchcast-pre', 'vsSeedInline', 'netVsSeedInline', 0.15, 'main-thread busy per message, pre-serialized input, ≤ 0.15× seed-inline');
+
+  // Issue 12, goal 2: the highest sustained rate to 20 clients, default settings, against inline-async's.
+  const sat = saturation(rows);
+  const satOf = (variant: VariantName) => sat.find((s) => s.variant === variant);
+  const satBc = satOf('batchcast');
+  const satAsync = satOf('inline-async');
+  const satMeasured = satBc?.maxSustainedRate == null || satAsync?.maxSustainedRate == null ? [] : [{ label: `${satBc.subscribers} clients`, ratio: satBc.maxSustainedRate / satAsync.maxSustainedRate }];
+  out.push({
+    id: 'saturation-vs-async', description: 'max sustained rate to 20 clients ≥ inline-async (issue 12, goal 2)', limit: 1, atLeast: true,
+    measured: satMeasured, met: satMeasured.length === 0 ? null : satMeasured.every((m) => m.ratio >= 1),
+    note: satBc === undefined || satAsync === undefined ? 'saturation not measured' : `batchcast ${fmt(satBc.maxSustainedRate ?? Number.NaN, 0)} msgs/s (next step failed: ${satBc.reason}), inline-async ${fmt(satAsync.maxSustainedRate ?? Number.NaN, 0)}`,
+  });
+
+  // Issue 12, goal 4: clients that cannot keep up must not make batchcast's main thread busier than the seed's.
+  const over = rows.filter((r) => r.scenario === 'overload' && r.ok);
+  const overOf = (variant: VariantName) => over.find((r) => r.variant === variant);
+  const overBc = overOf('batchcast');
+  const overMeasured = overBc === undefined ? [] : [{ label: `${overBc.subscribers} clients`, ratio: overBc.vsSeedInline }];
+  out.push({
+    id: 'overload-vs-seed', description: 'main-thread busy with clients that cannot keep up ≤ seed-inline (issue 12, goal 4)', limit: 1,
+    measured: overMeasured, met: verdict(overMeasured, 1),
+    note: overBc === undefined ? 'overload not measured' : `busy µs/msg: ${over.map((r) => `${r.variant} ${fmt(r.busyUsPerMsg, 2)} (CPU ${fmt(r.mainCpuUsPerMsg, 2)}, client ELU ${fmt(r.clientElu, 2)}, delivered ${fmt(r.deliveredFraction * 100, 1)}%)`).join(', ')}`,
+  });
 
   const large = rows.filter((r) => r.scenario === 'large' && r.ok);
   const sizes = [...new Set(large.map((r) => r.payloadKB))];
