@@ -147,6 +147,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     });
     this.#dispatch = new EncodeDispatch({
       pool: this.#pool, sequencer: this.#sequencer, settings: this.#settings, clustered: this.#cluster !== null,
+      needsFrame: (state) => state.subscribers.size > 0 || this.#history.enabled || this.#cluster !== null,
       onRejected: (errors) => errors.forEach((error) => this.#events.defer('messageError', error)),
       onEncodeError: (error) => this.#events.defer('encodeError', error),
       onDone: () => this.#batcher.drain(),
@@ -232,6 +233,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
    * a worker. Throws at once for an invalid channel, a value with no encoding
    * (function, symbol, undefined, and BigInt under JSON) or after `close()`; errors
    * found while encoding arrive as `messageError` events and spare the rest of the batch.
+   * A batch nobody would read (no subscriber at its close, history off, no broker) is not encoded.
    */
   publish(channel: string, message: unknown): void {
     if (this.#closing !== null) throw new ClosedError('publish');

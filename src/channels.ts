@@ -29,6 +29,8 @@ export interface Released {
   droppedBefore: number;
   /** performance.now() at the batch's first publish (broadcast delay). */
   openedAt: number;
+  /** Not encoded: nobody would read the frame (no subscriber, no history, no broker); `result` is null. */
+  unheard?: true;
 }
 
 /** Everything the pipeline keeps about one channel. */

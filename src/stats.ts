@@ -127,6 +127,8 @@ export function assembleStats(s: StatsSources) {
     messagesFailed: r.messagesFailed,
     batches: r.batches,
     batchesFailed: r.batchesFailed,
+    batchesUnheard: r.batchesUnheard,
+    messagesUnheard: r.messagesUnheard,
     rawBytes: r.rawBytes,
     wireBytes: r.wireBytes,
     compressionRatio: r.wireBytes === 0 ? 1 : r.rawBytes / r.wireBytes,

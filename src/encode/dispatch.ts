@@ -17,6 +17,8 @@ export interface DispatchOptions {
   /** Read for every batch: changes apply to the next batch dispatched. */
   settings: EncodeSettings;
   clustered: boolean;
+  /** Whether a batch of the channel needs its frame: someone subscribes, history keeps it, or a broker takes it. */
+  needsFrame: (state: Batch['state']) => boolean;
   /** Messages a worker left out of a batch (one error each). */
   onRejected: (errors: (InvalidMessageError | MessageTooLargeError)[]) => void;
   /** A batch no thread could encode (its messages became a gap). */
@@ -42,6 +44,12 @@ export class EncodeDispatch {
     const { pool, sequencer, settings } = this.#options;
     const { state } = batch;
     const ticket = sequencer.ticket(state);
+    if (!this.#options.needsFrame(state)) {
+      // Nobody would read it: skip the hand-off and the worker, but in channel order, so the messages still take their numbers.
+      sequencer.complete(state, ticket, { result: null, messages: batch.items.length, droppedBefore: batch.droppedBefore, openedAt: batch.openedAt, unheard: true });
+      this.#options.onDone();
+      return;
+    }
     pool.submit(encodeTask(settings, batch, this.#options.clustered), (error, result) => {
       // Release first (the channel moves on whatever happened), then tell user code.
       sequencer.complete(state, ticket, { result, messages: batch.items.length, droppedBefore: batch.droppedBefore, openedAt: batch.openedAt });

@@ -39,6 +39,7 @@ const COUNTERS: [string, string, (s: Stats) => number][] = [
   ['messages_failed_total', 'Messages of batches no thread could encode (clients see the gap).', (s) => s.messagesFailed],
   ['batches_total', 'Batches encoded.', (s) => s.batches],
   ['batches_failed_total', 'Batches no thread could encode.', (s) => s.batchesFailed],
+  ['batches_unheard_total', 'Batches not encoded because nobody would read them (no subscriber, no history, no broker).', (s) => s.batchesUnheard],
   ['bytes_raw_total', 'Serialized bytes of encoded batches, before compression.', (s) => s.rawBytes],
   ['bytes_wire_total', 'Bytes of the encoded frames, once per batch (what one subscriber receives).', (s) => s.wireBytes],
   ['bytes_sent_total', 'Bytes written to sockets, all subscribers.', (s) => s.bytesSent],

@@ -28,12 +28,15 @@ export interface ReleaseCounters {
   messagesFailed: number;
   /** Batches the worker also deflated with a smaller window (subscribers that allow no more). */
   smallDeflates: number;
+  /** Batches not encoded because nobody would read them (no subscriber, no history, no broker), and their messages. */
+  batchesUnheard: number;
+  messagesUnheard: number;
 }
 
 /** Releases finished batches to their channel's subscribers. */
 export class ReleaseStep {
   readonly counters: ReleaseCounters = {
-    batches: 0, rawBytes: 0, wireBytes: 0, encodeMicros: 0, messagesDelivered: 0, batchesFailed: 0, messagesFailed: 0, smallDeflates: 0,
+    batches: 0, rawBytes: 0, wireBytes: 0, encodeMicros: 0, messagesDelivered: 0, batchesFailed: 0, messagesFailed: 0, smallDeflates: 0, batchesUnheard: 0, messagesUnheard: 0,
   };
 
   readonly #slices: FanoutSlices;
@@ -58,8 +61,14 @@ export class ReleaseStep {
   }
 
   /** Releases one batch of `state`'s channel; called in ticket order. */
-  readonly release = (state: ChannelState, { result, messages, droppedBefore, openedAt }: Released): void => {
+  readonly release = (state: ChannelState, { result, messages, droppedBefore, openedAt, unheard }: Released): void => {
     const c = this.counters;
+    if (unheard === true) {
+      c.batchesUnheard++;
+      c.messagesUnheard += messages;
+      state.nextSeq += droppedBefore + messages;
+      return;
+    }
     if (result === null) {
       c.batchesFailed++;
       c.messagesFailed += messages;
