@@ -1,0 +1,69 @@
+// Micro-benchmark: what one hand-off to another thread costs the main thread when that
+// thread has been idle, as it is between batches at modest rates (a batch every 20 ms).
+//
+//   piscina     Piscina.run() of a no-op task (batchcast's pool path, without the batch)
+//   port        worker.postMessage() and the reply of a bare worker_threads worker
+//   libuv-pool  zlib.deflateRaw() of 16 bytes (inline-async's path: the libuv thread pool)
+//
+// Each is timed after a gap of --gaps ms (default 1 and 20) with the main thread idle:
+// "sync" is the call itself (performance.now()), "CPU" the main thread's own CPU time
+// from the call to the reply being handled (/proc/self/task/<pid>/schedstat; Linux).
+//
+// Run (see README.md):  node dist/bench/micro/wake.js [--samples=250] [--gaps=1,20]
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { deflateRaw } from 'node:zlib';
+import { Piscina } from 'piscina';
+import { argNum, f2, median, pct, table } from './format.js';
+
+const SAMPLES = argNum('samples', 250);
+const WARMUP = 30;
+const gapsArg = process.argv.find((a) => a.startsWith('--gaps='));
+const GAPS = gapsArg === undefined ? [1, 20] : gapsArg.slice(7).split(',').map(Number);
+
+/** The main thread's CPU time so far, µs. */
+function mainCpuUs(): number {
+  return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const NOOP = 'data:text/javascript,export default function (task) { return task; }';
+const ECHO = `require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m));`;
+
+const piscina = new Piscina({ filename: NOOP, minThreads: 1, maxThreads: 1, idleTimeout: 3_600_000, recordTiming: false });
+const worker = new Worker(ECHO, { eval: true });
+const input = Buffer.from('0123456789abcdef');
+
+const kinds: Record<string, () => Promise<unknown>> = {
+  piscina: () => piscina.run({ n: 1 }),
+  port: () => new Promise((resolve) => {
+    worker.once('message', resolve);
+    worker.postMessage({ n: 1 });
+  }),
+  'libuv-pool': () => new Promise((resolve, reject) => deflateRaw(input, (error, out) => (error === null ? resolve(out) : reject(error)))),
+};
+
+const rows: string[][] = [];
+for (const gap of GAPS) {
+  for (const [kind, run] of Object.entries(kinds)) {
+    const sync: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < WARMUP + SAMPLES; i++) {
+      await sleep(gap);
+      const cpu0 = mainCpuUs();
+      const t0 = performance.now();
+      const done = run();
+      const t1 = performance.now();
+      await done;
+      const cpu1 = mainCpuUs();
+      if (i < WARMUP) continue;
+      sync.push((t1 - t0) * 1000);
+      cpu.push(cpu1 - cpu0);
+    }
+    rows.push([kind, `${gap} ms`, f2(median(sync)), f2(pct(sync, 90)), f2(median(cpu)), f2(pct(cpu, 90))]);
+  }
+}
+console.log(table(['hand-off', 'idle gap', 'sync µs p50', 'p90', 'main CPU µs p50', 'p90'], rows));
+await piscina.destroy();
+await worker.terminate();
