@@ -1,7 +1,7 @@
 // Micro-benchmark: what one hand-off to another thread costs the main thread when that
 // thread has been idle, as it is between batches at modest rates (a batch every 20 ms).
 //
-//   piscina     Piscina.run() of a no-op task (batchcast's pool path, without the batch)
+//   piscina     Piscina.run() of a no-op task (wake-worker.ts) (batchcast's pool path, without the batch)
 //   port        worker.postMessage() and the reply of a bare worker_threads worker
 //   libuv-pool  zlib.deflateRaw() of 16 bytes (inline-async's path: the libuv thread pool)
 //
@@ -28,10 +28,9 @@ function mainCpuUs(): number {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const NOOP = 'data:text/javascript,export default function (task) { return task; }';
 const ECHO = `require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m));`;
 
-const piscina = new Piscina({ filename: NOOP, minThreads: 1, maxThreads: 1, idleTimeout: 3_600_000, recordTiming: false });
+const piscina = new Piscina({ filename: new URL('./wake-worker.js', import.meta.url).href, minThreads: 1, maxThreads: 1, idleTimeout: 3_600_000, recordTiming: false });
 const worker = new Worker(ECHO, { eval: true });
 const input = Buffer.from('0123456789abcdef');
 
