@@ -69,8 +69,8 @@ export class Endpoint {
   readonly counters: EndpointCounters = { upgradesRejected: 0, upgradesAborted: 0 };
   readonly #options: EndpointOptions;
   readonly #wss: WebSocketServer;
-  /** Sockets whose upgrade waits for `authorize`. */
-  readonly #pending = new Set<Duplex>();
+  /** Upgrades not answered yet (waiting for `authorize`, or for their handshake turn), with their request. */
+  readonly #pending = new Map<Duplex, IncomingMessage>();
   #attached: HttpServer | HttpsServer | null = null;
   #own: HttpServer | null = null;
   #listening: Promise<void> | null = null;
@@ -138,7 +138,7 @@ export class Endpoint {
       this.#refuse(request, socket, SHUTTING_DOWN);
       return;
     }
-    this.#pending.add(socket);
+    this.#pending.set(socket, request);
     admitUpgrade(request, this.#options.gate, (error) => this.#options.onCallbackError('authorize', error))
       .then((verdict) => this.#decided(request, socket, head, verdict))
       .catch((error: unknown) => {
@@ -149,6 +149,8 @@ export class Endpoint {
   };
 
   #decided(request: IncomingMessage, socket: Duplex, head: Buffer, verdict: UpgradeVerdict): void {
+    // Answered already: close() refused every upgrade still waiting.
+    if (!this.#pending.has(socket)) return;
     if (!verdict.accept) {
       this.#pending.delete(socket);
       if (socket.destroyed) this.counters.upgradesAborted++;
@@ -193,15 +195,22 @@ export class Endpoint {
   }
 
   /**
-   * Stops taking upgrades: destroys sockets still waiting for `authorize`, detaches
-   * from an attached server, and closes our own once its listen attempt has settled
-   * (closing before it listens would leave it listening for good).
+   * Stops taking upgrades: answers 503 to every upgrade still waiting (for `authorize`
+   * or for its handshake turn), detaches from an attached server, and closes our own
+   * once its listen attempt has settled (closing before it listens would leave it
+   * listening for good).
    */
   async close(): Promise<void> {
     this.#attached?.off('upgrade', this.handleUpgrade);
     if (this.#acceptTurn !== null) clearImmediate(this.#acceptTurn);
+    this.#acceptTurn = null;
     this.#accepting = [];
-    for (const socket of this.#pending) socket.destroy();
+    // A client that got this far is told the server is going away, not hung up on.
+    for (const [socket, request] of this.#pending) {
+      if (socket.destroyed) this.counters.upgradesAborted++;
+      else this.#refuse(request, socket, SHUTTING_DOWN);
+    }
+    this.#pending.clear();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
     const server = this.#own;
     if (server === null) return;

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createBroadcaster, type Broadcaster, type BroadcasterOptions } from '../../src/index.js';
 import { createHttpApi, isLoopbackAddress } from '../../src/server/http-api.js';
 import { RawClient, waitFor } from '../helpers/harness.js';
-import { closed, upgradeStatus } from './support.js';
+import { closed, sleep, upgradeStatus } from './support.js';
 
 interface Running {
   broadcaster: Broadcaster;
@@ -145,5 +145,27 @@ describe('shutdown as seen from outside', () => {
     expect((await attempt).status).toBe(503);
     await closing;
     expect(broadcaster.stats().connectionsTotal).toBe(0);
+  });
+
+  it('answers 503, not a hang-up, to a client whose authorize() is still running when shutdown ends', async () => {
+    let release!: () => void;
+    const decided = new Promise<void>((resolve) => (release = resolve));
+    let asked!: () => void;
+    const authorizing = new Promise<void>((resolve) => (asked = resolve));
+    const { broadcaster, ws } = await start({
+      authorize: async () => {
+        asked();
+        await decided;
+        return true;
+      },
+    });
+    const attempt = upgradeStatus(ws);
+    await authorizing;
+    await broadcaster.close();
+    expect((await attempt).status).toBe(503);
+    // The late verdict finds the upgrade answered: nothing is accepted or answered twice.
+    release();
+    await sleep(20);
+    expect(broadcaster.stats()).toMatchObject({ connectionsTotal: 0, upgradesRejected: 1, upgradesPending: 0 });
   });
 });
