@@ -64,8 +64,9 @@ describe('adaptive tuning under load', () => {
     writeFileSync(switchFile, '40');
     process.env.BATCHCAST_TEST_LOAD_FILE = switchFile;
     cleanups.push(() => delete process.env.BATCHCAST_TEST_LOAD_FILE);
+    // One worker, whatever the machine's default: each loaded batch then costs the pool exactly 40 ms (two would halve it).
     const { broadcaster, decisions } = await loaded({
-      workerFilename: fileURLToPath(new URL('../fixtures/load-worker.mjs', import.meta.url)), batchSize: 500, batchDelayMs: 30, targetLatencyMs: 25, adaptiveIntervalMs: 200,
+      workerFilename: fileURLToPath(new URL('../fixtures/load-worker.mjs', import.meta.url)), poolSize: 1, batchSize: 500, batchDelayMs: 30, targetLatencyMs: 25, adaptiveIntervalMs: 200,
     });
     load(broadcaster, 'feed', 2);
     // Loaded: every batch costs the worker 40 ms, more than the 25 ms target: down to the minimums.
