@@ -34,7 +34,7 @@ export interface BroadcasterOptions extends ConfigOptions {
   canSubscribe?: CanSubscribe;
   /** Environment to read settings from (default `process.env`). */
   env?: NodeJS.ProcessEnv;
-  /** Advanced: a worker module to run instead of the built-in encoder (it must return the same results). */
+  /** Advanced: a worker module to run instead of the built-in encoder (it must return the same results; importing the built-in one also applies `workerNice`). */
   workerFilename?: string;
   /**
    * Makes this broadcaster a node of a cluster: a redis:// URL (seed URLs, comma-separated,
