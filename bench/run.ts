@@ -54,7 +54,7 @@ function spec(o: BenchOptions, scenario: Scenario, variant: VariantName, subscri
     warmupMs: o.warmupMs, durationMs: o.durationMs, graceMs: o.graceMs, tickMs: o.tickMs,
     eldResolutionMs: o.eldResolutionMs ?? 10, probes: o.probes,
     // Probes decode every frame up to ~25k msgs/s; above, every n-th frame (latency is sampled per frame).
-    decodeEvery: Math.max(1, Math.round(rate / 25_000)), clientWorkUs: 0, poolSize: o.poolSize, workerNice: o.workerNice, batchSize: o.batchSize, batchDelayMs: o.batchDelayMs,
+    decodeEvery: Math.max(1, Math.round(rate / 25_000)), clientWorkUs: 0, poolSize: o.poolSize, workerNice: o.workerNice, fanoutSliceMs: o.fanoutSliceMs, batchSize: o.batchSize, batchDelayMs: o.batchDelayMs,
     compressionThreshold: o.compressionThreshold, compressionLevel: o.compressionLevel, preset: o.preset, channel: 'bench', repeat: 0,
     ...extra,
   };

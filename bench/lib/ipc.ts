@@ -81,6 +81,8 @@ export interface RowSpec {
   poolSize: number;
   /** batchcast's encoder threads' nice increment (the library's default unless --worker-nice). */
   workerNice: number;
+  /** batchcast's fanoutSliceMs (the library's default unless --fanout-slice-ms). */
+  fanoutSliceMs: number;
   batchSize: number;
   batchDelayMs: number;
   compressionThreshold: number;

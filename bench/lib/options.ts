@@ -30,6 +30,7 @@ export interface BenchOptions {
   repeat: number;
   poolSize: number;
   workerNice: number;
+  fanoutSliceMs: number;
   preset: PresetName;
   batchSize: number;
   batchDelayMs: number;
@@ -96,6 +97,7 @@ Selection:
 batchcast and baselines:
   --pool N               batchcast worker threads (default: the library's, ${LIBRARY.poolSize} here)
   --worker-nice N        batchcast encoder threads' nice increment, 0-19 (default: the library's, ${LIBRARY.workerNice})
+  --fanout-slice-ms N    batchcast's longest fan-out slice per event-loop turn, ms (default: the library's, ${LIBRARY.fanoutSliceMs})
   --preset P             ${Object.keys(PRESETS).join(', ')} (default balanced: 500 msgs / 20 ms, threshold 1000, level 6)
   --batch-size N, --batch-delay MS, --threshold BYTES, --level 0-9    override the preset
 
@@ -165,6 +167,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       repeat: { type: 'string' },
       pool: { type: 'string' },
       'worker-nice': { type: 'string' },
+      'fanout-slice-ms': { type: 'string' },
       preset: { type: 'string' },
       'batch-size': { type: 'string' },
       'batch-delay': { type: 'string' },
@@ -225,6 +228,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     repeat: 1,
     poolSize: LIBRARY.poolSize,
     workerNice: LIBRARY.workerNice,
+    fanoutSliceMs: LIBRARY.fanoutSliceMs,
     preset,
     batchSize: p.batchSize,
     batchDelayMs: p.batchDelayMs,
@@ -302,6 +306,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values.warmup !== undefined) o.warmupMs = int(values.warmup, 'warmup');
   if (values.repeat !== undefined) o.repeat = int(values.repeat, 'repeat', 1);
   if (values.pool !== undefined) o.poolSize = int(values.pool, 'pool', 1);
+  if (values['fanout-slice-ms'] !== undefined) o.fanoutSliceMs = int(values['fanout-slice-ms'], 'fanout-slice-ms', 1);
   if (values['worker-nice'] !== undefined) o.workerNice = Math.min(19, int(values['worker-nice'], 'worker-nice'));
   if (values['batch-size'] !== undefined) o.batchSize = int(values['batch-size'], 'batch-size', 1);
   if (values['batch-delay'] !== undefined) o.batchDelayMs = int(values['batch-delay'], 'batch-delay');

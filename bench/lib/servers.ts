@@ -234,6 +234,7 @@ async function batchcast(spec: RowSpec, codec: 'json' | 'msgpack', serialized: b
     host: '127.0.0.1',
     poolSize: spec.poolSize,
     workerNice: spec.workerNice,
+    fanoutSliceMs: spec.fanoutSliceMs,
     codec,
     batchSize: spec.batchSize,
     batchDelayMs: spec.batchDelayMs,
