@@ -44,6 +44,24 @@ async function start(options: Omit<BroadcasterOptions, 'server' | 'port' | 'noSe
   return started;
 }
 
+/** A broadcaster whose authorize() accepts only when `release` is called, and an upgrade waiting in it. */
+async function upgradeWaitingForAuthorize() {
+  let release!: () => void;
+  const decided = new Promise<void>((resolve) => (release = resolve));
+  let asked!: () => void;
+  const authorizing = new Promise<void>((resolve) => (asked = resolve));
+  const { broadcaster, ws } = await start({
+    authorize: async () => {
+      asked();
+      await decided;
+      return true;
+    },
+  });
+  const attempt = upgradeStatus(ws);
+  await authorizing;
+  return { broadcaster, attempt, release };
+}
+
 /** A POST /publish from a chosen local (loopback) address. */
 function postFrom(localAddress: string, port: number, path: string, body: string): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -127,19 +145,7 @@ describe('shutdown as seen from outside', () => {
   });
 
   it('refuses with 503 a client whose authorize() was still running when close() began', async () => {
-    let release!: () => void;
-    const decided = new Promise<void>((resolve) => (release = resolve));
-    let asked!: () => void;
-    const authorizing = new Promise<void>((resolve) => (asked = resolve));
-    const { broadcaster, ws } = await start({
-      authorize: async () => {
-        asked();
-        await decided;
-        return true;
-      },
-    });
-    const attempt = upgradeStatus(ws);
-    await authorizing;
+    const { broadcaster, attempt, release } = await upgradeWaitingForAuthorize();
     const closing = broadcaster.close();
     release();
     expect((await attempt).status).toBe(503);
@@ -148,19 +154,7 @@ describe('shutdown as seen from outside', () => {
   });
 
   it('answers 503, not a hang-up, to a client whose authorize() is still running when shutdown ends', async () => {
-    let release!: () => void;
-    const decided = new Promise<void>((resolve) => (release = resolve));
-    let asked!: () => void;
-    const authorizing = new Promise<void>((resolve) => (asked = resolve));
-    const { broadcaster, ws } = await start({
-      authorize: async () => {
-        asked();
-        await decided;
-        return true;
-      },
-    });
-    const attempt = upgradeStatus(ws);
-    await authorizing;
+    const { broadcaster, attempt, release } = await upgradeWaitingForAuthorize();
     await broadcaster.close();
     expect((await attempt).status).toBe(503);
     // The late verdict finds the upgrade answered: nothing is accepted or answered twice.
