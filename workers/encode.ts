@@ -4,7 +4,6 @@
  * ArrayBuffer is moved, so the main thread receives it without a copy.
  */
 import { Piscina } from 'piscina';
-
 import { encodeBatch } from '../src/encode/encode-batch.js';
 import type { EncodeTask } from '../src/encode/task.js';
 import { lowerThreadPriority } from '../src/encode/priority.js';

@@ -23,7 +23,7 @@ export interface DispatchOptions {
   onRejected: (errors: (InvalidMessageError | MessageTooLargeError)[]) => void;
   /** A batch no thread could encode (its messages became a gap). */
   onEncodeError: (error: EncodeError) => void;
-  /** A batch finished (the pool has room again). */
+  /** A batch the pool took finished (the pool has room again). */
   onDone: () => void;
 }
 
@@ -46,8 +46,8 @@ export class EncodeDispatch {
     const ticket = sequencer.ticket(state);
     if (!this.#options.needsFrame(state)) {
       // Nobody would read it: skip the hand-off and the worker, but in channel order, so the messages still take their numbers.
+      // The pool's capacity did not change, so there is nothing for onDone to drain.
       sequencer.complete(state, ticket, { result: null, messages: batch.items.length, droppedBefore: batch.droppedBefore, openedAt: batch.openedAt, unheard: true });
-      this.#options.onDone();
       return;
     }
     pool.submit(encodeTask(settings, batch, this.#options.clustered), (error, result) => {
