@@ -69,6 +69,9 @@ export class ChannelState {
   forms: Map<FormKey, number> | null = null;
   /** Batches of this channel whose fan-out goes on over several turns (fanout/slices.ts). */
   fanoutPending = 0;
+  // encode
+  /** Its batches are packed for the hand-off over several turns: the last one was slow to pack (encode/pool.ts). */
+  sliceHandoff = false;
 
   constructor(name: string, nextSeq: number, epoch: string) {
     this.name = name;

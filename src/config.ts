@@ -60,6 +60,7 @@ export interface ResolvedConfig {
   targetBytesPerSecond: number;
   adaptiveIntervalMs: number;
   fanoutSliceMs: number;
+  handoffSliceMs: number;
 }
 
 /** Tunables as options: any subset, each overriding its environment variable. */
@@ -140,6 +141,8 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   adaptiveIntervalMs: { env: 'BATCHCAST_ADAPTIVE_INTERVAL_MS', kind: { type: 'int', min: 100, max: 60_000 }, fallback: () => 1_000 },
   // A batch's writes to a large audience are spread over event-loop turns of at most this long (fanout/slices.ts).
   fanoutSliceMs: { env: 'BATCHCAST_FANOUT_SLICE_MS', kind: { type: 'int', min: 1, max: 1_000 }, fallback: () => 4 },
+  // A channel whose batch took this long to pack for its worker is packed in segments over event-loop turns (encode/sliced-handoff.ts).
+  handoffSliceMs: { env: 'BATCHCAST_HANDOFF_SLICE_MS', kind: { type: 'int', min: 1, max: 1_000, off: 0 }, fallback: () => 2 },
 };
 
 /**

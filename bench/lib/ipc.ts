@@ -83,6 +83,8 @@ export interface RowSpec {
   workerNice: number;
   /** batchcast's fanoutSliceMs (the library's default unless --fanout-slice-ms). */
   fanoutSliceMs: number;
+  /** batchcast's handoffSliceMs (the library's default unless --handoff-slice-ms; 0: off). */
+  handoffSliceMs: number;
   batchSize: number;
   batchDelayMs: number;
   compressionThreshold: number;

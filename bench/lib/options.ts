@@ -31,6 +31,7 @@ export interface BenchOptions {
   poolSize: number;
   workerNice: number;
   fanoutSliceMs: number;
+  handoffSliceMs: number;
   preset: PresetName;
   batchSize: number;
   batchDelayMs: number;
@@ -98,6 +99,7 @@ batchcast and baselines:
   --pool N               batchcast worker threads (default: the library's, ${LIBRARY.poolSize} here)
   --worker-nice N        batchcast encoder threads' nice increment, 0-19 (default: the library's, ${LIBRARY.workerNice})
   --fanout-slice-ms N    batchcast's longest fan-out slice per event-loop turn, ms (default: the library's, ${LIBRARY.fanoutSliceMs})
+  --handoff-slice-ms N   batchcast's longest packing of one batch per event-loop turn, ms; 0: always in one go (default: the library's, ${LIBRARY.handoffSliceMs})
   --preset P             ${Object.keys(PRESETS).join(', ')} (default balanced: 500 msgs / 20 ms, threshold 1000, level 6)
   --batch-size N, --batch-delay MS, --threshold BYTES, --level 0-9    override the preset
 
@@ -168,6 +170,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       pool: { type: 'string' },
       'worker-nice': { type: 'string' },
       'fanout-slice-ms': { type: 'string' },
+      'handoff-slice-ms': { type: 'string' },
       preset: { type: 'string' },
       'batch-size': { type: 'string' },
       'batch-delay': { type: 'string' },
@@ -229,6 +232,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     poolSize: LIBRARY.poolSize,
     workerNice: LIBRARY.workerNice,
     fanoutSliceMs: LIBRARY.fanoutSliceMs,
+    handoffSliceMs: LIBRARY.handoffSliceMs,
     preset,
     batchSize: p.batchSize,
     batchDelayMs: p.batchDelayMs,
@@ -307,6 +311,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values.repeat !== undefined) o.repeat = int(values.repeat, 'repeat', 1);
   if (values.pool !== undefined) o.poolSize = int(values.pool, 'pool', 1);
   if (values['fanout-slice-ms'] !== undefined) o.fanoutSliceMs = int(values['fanout-slice-ms'], 'fanout-slice-ms', 1);
+  if (values['handoff-slice-ms'] !== undefined) o.handoffSliceMs = int(values['handoff-slice-ms'], 'handoff-slice-ms', 0);
   if (values['worker-nice'] !== undefined) o.workerNice = Math.min(19, int(values['worker-nice'], 'worker-nice'));
   if (values['batch-size'] !== undefined) o.batchSize = int(values['batch-size'], 'batch-size', 1);
   if (values['batch-delay'] !== undefined) o.batchDelayMs = int(values['batch-delay'], 'batch-delay');

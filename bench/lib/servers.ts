@@ -235,6 +235,7 @@ async function batchcast(spec: RowSpec, codec: 'json' | 'msgpack', serialized: b
     poolSize: spec.poolSize,
     workerNice: spec.workerNice,
     fanoutSliceMs: spec.fanoutSliceMs,
+    handoffSliceMs: spec.handoffSliceMs,
     codec,
     batchSize: spec.batchSize,
     batchDelayMs: spec.batchDelayMs,

@@ -60,7 +60,7 @@ export class EncodeDispatch {
       if (result === null && !(error instanceof AbandonedError)) this.#options.onEncodeError(new EncodeError(state.name, error!.message, { cause: error }));
       if (pool.inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
       this.#options.onDone();
-    });
+    }, state);
   };
 
   /** Resolves once no batch is being encoded. */

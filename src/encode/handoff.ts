@@ -18,7 +18,8 @@
  * exactly as it would cloned ones. Batches mixing plain and pre-serialized
  * messages are cloned (rare, and nothing measured cheaper for them).
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { PROTO_KEY, recordPackr, recordUnpackr } from './records.js';
+import { readSegments, type SegmentOp } from './segments.js';
 import type { EncodeTask } from './task.js';
 
 /** A task ready for `Piscina.run`, with the buffers to transfer. */
@@ -28,22 +29,17 @@ export interface Handoff {
 }
 
 /** How the messages of a task travel when not as `items`. */
-export type PackedForm = 'records' | 'msgpack-values';
+export type PackedForm = 'records' | 'msgpack-values' | 'record-segments';
 
 /** Messages packed into one buffer that is moved, not copied, to the worker. */
 export interface PackedItems {
   form: PackedForm;
   buffer: ArrayBuffer;
   count: number;
+  /** `record-segments` only: the byte length of each segment, in order, and how they make up the messages (segments.ts). */
+  segments?: number[];
+  plan?: SegmentOp[];
 }
-
-// Records: shapes are defined inline in each packed batch, so every batch unpacks on its own (any worker, any order).
-const recordPackr = new Packr({ useRecords: true });
-// Maps come back as Maps (only Map instances are written as maps); 64-bit integers (only BigInts are) as BigInt.
-const recordUnpackr = new Unpackr({ useRecords: true, mapsAsObjects: false, int64AsType: 'bigint' });
-// msgpackr renames a "__proto__" key to "__proto_" when unpacking (against prototype pollution), but
-// JSON.parse makes such keys own properties and JSON.stringify writes them: those batches are cloned.
-const PROTO_KEY = Buffer.from('__proto__');
 
 /** Builds the cheapest hand-off for `task`. Called per attempt: a transfer detaches the buffer. */
 export function prepareHandoff(task: EncodeTask): Handoff {
@@ -67,7 +63,7 @@ function packRecords(task: EncodeTask): Handoff {
   // pack() returns a view of msgpackr's reusable buffer: copy it into one we can move.
   const buffer = new ArrayBuffer(packed.byteLength);
   new Uint8Array(buffer).set(packed);
-  return moved(task, { form: 'records', buffer, count: task.items.length });
+  return movedHandoff(task, { form: 'records', buffer, count: task.items.length });
 }
 
 function concatMsgpack(task: EncodeTask): Handoff {
@@ -85,10 +81,11 @@ function concatMsgpack(task: EncodeTask): Handoff {
     offset += item.byteLength;
     lengths.setUint32(i * 4, item.byteLength, true);
   }
-  return moved(task, { form: 'msgpack-values', buffer, count: items.length });
+  return movedHandoff(task, { form: 'msgpack-values', buffer, count: items.length });
 }
 
-function moved(task: EncodeTask, packed: PackedItems): Handoff {
+/** The hand-off of `task` with its messages in `packed` (also for messages packed beforehand, over several turns: segments.ts). */
+export function movedHandoff(task: EncodeTask, packed: PackedItems): Handoff {
   return { task: { ...task, items: [], packed }, transferList: [packed.buffer] };
 }
 
@@ -109,6 +106,7 @@ export function receiveHandoff(task: EncodeTask): ReceivedTask {
     }
     return { task: { ...task, items, packed: undefined }, spliced: undefined };
   }
+  if (packed.form === 'record-segments') return { task: { ...task, items: readSegments(packed), packed: undefined }, spliced: undefined };
   const total = packed.buffer.byteLength - packed.count * 4;
   const lengths = new DataView(packed.buffer, total);
   const items: Uint8Array[] = new Array(packed.count);

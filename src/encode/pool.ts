@@ -22,7 +22,8 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { encodeBatch } from './encode-batch.js';
-import { prepareHandoff } from './handoff.js';
+import { prepareHandoff, type Handoff } from './handoff.js';
+import { SlicedHandoffs } from './sliced-handoff.js';
 import { AttemptSignal, EncodeTimeout, classify, isDataCloneError, type FaultKind } from './attempt.js';
 export type { FaultKind } from './attempt.js';
 import type { EncodeResult, EncodeTask } from './task.js';
@@ -44,6 +45,20 @@ export interface EncoderPoolOptions {
   onCallbackError?: (error: unknown) => void;
   /** Added to each worker thread's nice value (Linux; see priority.ts); 0 leaves it. */
   workerNice?: number;
+  /**
+   * Longest the main thread packs one batch for its hand-off in one turn (ms); a channel
+   * whose batch took longer is packed in segments over several turns (sliced-handoff.ts).
+   * 0: always in one go.
+   */
+  handoffSliceMs?: number;
+}
+
+/**
+ * Where the pool keeps, per channel, whether its batches are packed over several turns
+ * (the channel's state; pool.ts sets it from what packing the last batch cost).
+ */
+export interface HandoffHint {
+  sliceHandoff: boolean;
 }
 
 /** What every worker receives once, as Piscina's `workerData`. */
@@ -88,10 +103,13 @@ class Job {
   threadId: number | undefined = undefined;
   /** Piscina's id for the current attempt while Piscina holds it queued. */
   queuedTaskId: number | undefined = undefined;
+  /** Its messages are being packed over several turns (not yet handed to Piscina). */
+  packing = false;
 
   constructor(
     readonly task: EncodeTask,
     readonly callback: EncodeCallback,
+    readonly hint: HandoffHint | undefined,
   ) {}
 }
 
@@ -121,6 +139,9 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   /** Set by destroy(): failures from here on are the pool going away, not faults. */
   #destroying = false;
   #abandoned = 0;
+  readonly #handoffSliceMs: number;
+  /** Packs the batches of channels whose hand-off is slow over several turns; null when slicing is off. */
+  readonly #slices: SlicedHandoffs | null;
 
   constructor(options: EncoderPoolOptions) {
     super();
@@ -128,6 +149,8 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     this.#maxQueue = options.maxQueue;
     this.#timeoutMs = options.encodeTimeoutMs;
     this.#onCallbackError = options.onCallbackError ?? (() => {});
+    this.#handoffSliceMs = options.handoffSliceMs ?? 0;
+    this.#slices = this.#handoffSliceMs > 0 ? new SlicedHandoffs(this.#handoffSliceMs) : null;
     this.#pool = new Piscina<EncodeTask, EncodeResult>({
       filename: options.workerFilename ?? defaultWorkerFilename(),
       minThreads: options.poolSize,
@@ -168,16 +191,18 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       faults: { ...this.#faults },
       uncloneable: this.#uncloneable,
       abandoned: this.#abandoned,
+      slicedHandoffs: this.#slices === null ? { batches: 0, spread: 0, turns: 0 } : { ...this.#slices.counters },
     };
   }
 
   /**
    * Encodes a batch and calls `callback` once with the finished frame. The error
-   * argument is set only if inline encoding, the last resort, throws too.
+   * argument is set only if inline encoding, the last resort, throws too. `hint` is
+   * the channel's: whether its batches are packed for the hand-off over several turns.
    */
-  submit(task: EncodeTask, callback: EncodeCallback): void {
+  submit(task: EncodeTask, callback: EncodeCallback, hint?: HandoffHint): void {
     this.#inFlight++;
-    const job = new Job(task, callback);
+    const job = new Job(task, callback, hint);
     if (this.#destroying) return this.#abandon(job);
     this.#waiting.push(job);
     this.#startWaiting();
@@ -196,18 +221,42 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       this.#abandon(job);
       return;
     }
-    const signal = new AttemptSignal();
-    job.signal = signal;
-    job.startedAt = performance.now();
+    job.signal = new AttemptSignal();
     job.threadId = undefined;
     this.#running.add(job);
+    const { task, hint } = job;
+    const plainValues = task.serialized === null && task.items.length > 0;
+    if (this.#slices !== null && hint?.sliceHandoff === true && plainValues) {
+      job.packing = true;
+      job.startedAt = Number.POSITIVE_INFINITY; // the encodeTimeoutMs clock starts at the hand-off
+      this.#slices.add(task, (handoff, turns, packMs) => {
+        job.packing = false;
+        // Back to one pack per batch once a batch fits in one turn.
+        hint.sliceHandoff = turns > 1 || packMs >= this.#handoffSliceMs;
+        if (this.#destroying) {
+          this.#running.delete(job);
+          this.#abandon(job);
+        } else this.#run(job, handoff);
+      });
+      return;
+    }
     let handoff;
+    const started = performance.now();
     try {
-      handoff = prepareHandoff(job.task);
+      handoff = prepareHandoff(task);
     } catch (error) {
+      job.startedAt = started;
       this.#failed(job, error);
       return;
     }
+    if (this.#slices !== null && hint !== undefined && plainValues && performance.now() - started >= this.#handoffSliceMs) hint.sliceHandoff = true;
+    this.#run(job, handoff);
+  }
+
+  /** Hands an attempt to Piscina. */
+  #run(job: Job, handoff: Handoff): void {
+    const signal = job.signal!;
+    job.startedAt = performance.now();
     this.#dispatching = job;
     try {
       this.#pool.run(handoff.task, { signal, transferList: handoff.transferList }).then(
@@ -355,6 +404,12 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     this.#destroying = true;
     clearInterval(this.#watchdog);
     for (const job of this.#waiting.splice(0)) this.#abandon(job);
+    this.#slices?.stop();
+    for (const job of this.#running) {
+      if (!job.packing) continue;
+      this.#running.delete(job);
+      this.#abandon(job);
+    }
     await this.#pool.destroy();
   }
 }
