@@ -30,6 +30,20 @@ export type SegmentOp =
 /** A value to pack as one segment: `values[from, to)`, or `value` itself. */
 type Piece = { values: unknown[]; from: number; to: number } | { value: unknown };
 
+/**
+ * Where segments are written before {@link SegmentWriter.finish} copies them out: one per
+ * queue of writers that run one at a time, kept at the largest size seen (as msgpackr keeps
+ * its own buffer), so a large batch does not allocate a buffer for every doubling.
+ */
+export interface SegmentScratch {
+  bytes: Uint8Array;
+}
+
+/** A scratch buffer for writers that run one at a time. */
+export function segmentScratch(): SegmentScratch {
+  return { bytes: new Uint8Array(64 * 1024) };
+}
+
 /** What {@link SegmentWriter.step} did. */
 export type StepOutcome = 'done' | 'more' | 'clone';
 
@@ -42,11 +56,13 @@ export class SegmentWriter {
   #piece = 0;
   readonly #plan: SegmentOp[] = [];
   readonly #lengths: number[] = [];
-  #bytes = new Uint8Array(64 * 1024);
+  readonly #scratch: SegmentScratch;
   #used = 0;
 
-  constructor(items: readonly unknown[]) {
+  /** `scratch` must not be written by another writer until this one has finished. */
+  constructor(items: readonly unknown[], scratch: SegmentScratch = segmentScratch()) {
     this.#items = items;
+    this.#scratch = scratch;
   }
 
   /**
@@ -66,9 +82,11 @@ export class SegmentWriter {
     }
   }
 
-  /** The packed messages, to move to a worker (the buffer may be longer than what the segments use). */
+  /** The packed messages, copied into a buffer of their own to move to a worker. */
   finish(): PackedItems {
-    return { form: 'record-segments', buffer: this.#bytes.buffer as ArrayBuffer, count: this.#items.length, segments: this.#lengths, plan: this.#plan };
+    const buffer = new ArrayBuffer(this.#used);
+    new Uint8Array(buffer).set(this.#scratch.bytes.subarray(0, this.#used));
+    return { form: 'record-segments', buffer, count: this.#items.length, segments: this.#lengths, plan: this.#plan };
   }
 
   /** Plans the next message, or the next run of messages that need no split; false when none is left. */
@@ -108,13 +126,14 @@ export class SegmentWriter {
   }
 
   #append(packed: Uint8Array): void {
-    if (this.#used + packed.byteLength > this.#bytes.byteLength) {
-      const grown = new Uint8Array(Math.max(this.#bytes.byteLength * 2, this.#used + packed.byteLength));
-      grown.set(this.#bytes.subarray(0, this.#used));
-      this.#bytes = grown;
+    const scratch = this.#scratch;
+    if (this.#used + packed.byteLength > scratch.bytes.byteLength) {
+      const grown = new Uint8Array(Math.max(scratch.bytes.byteLength * 2, this.#used + packed.byteLength));
+      grown.set(scratch.bytes.subarray(0, this.#used));
+      scratch.bytes = grown;
     }
     // pack() returns a view of msgpackr's reusable buffer: copy it out before the next pack.
-    this.#bytes.set(packed, this.#used);
+    scratch.bytes.set(packed, this.#used);
     this.#used += packed.byteLength;
     this.#lengths.push(packed.byteLength);
   }

@@ -6,7 +6,7 @@
  * once when a batch packs in a single turn under `sliceMs` (pool.ts).
  */
 import { movedHandoff, type Handoff } from './handoff.js';
-import { SegmentWriter } from './segments.js';
+import { SegmentWriter, segmentScratch } from './segments.js';
 import type { EncodeTask } from './task.js';
 
 /** Called once per batch with its hand-off, the turns it took and the packing time in all of them (ms). */
@@ -35,6 +35,8 @@ export class SlicedHandoffs {
   readonly counters: SlicedHandoffCounters = { batches: 0, spread: 0, turns: 0 };
   readonly #sliceMs: number;
   readonly #queue: Packing[] = [];
+  /** Shared by the writers: only the one at the head of the queue writes. */
+  readonly #scratch = segmentScratch();
   #turn: NodeJS.Immediate | null = null;
   /** #run is on the stack (a `done` callback may add a batch). */
   #running = false;
@@ -54,7 +56,7 @@ export class SlicedHandoffs {
    * pack, a `"__proto__"` key) is handed off for structured clone, as handoff.ts does.
    */
   add(task: EncodeTask, done: SlicedDone): void {
-    this.#queue.push({ task, writer: new SegmentWriter(task.items), done, turns: 0, packMs: 0 });
+    this.#queue.push({ task, writer: new SegmentWriter(task.items, this.#scratch), done, turns: 0, packMs: 0 });
     if (this.#turn === null && !this.#running) this.#run();
   }
 
