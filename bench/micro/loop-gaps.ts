@@ -17,7 +17,7 @@ const collections: { start: number; duration: number; kind: string }[] = [];
 const gaps: { start: number; length: number }[] = [];
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
-    const kind = (entry.detail as { kind?: number } | undefined)?.kind ?? 0;
+    const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
     collections.push({ start: entry.startTime, duration: entry.duration, kind: KINDS[kind] ?? `kind ${kind}` });
   }
 }).observe({ entryTypes: ['gc'] });
