@@ -25,7 +25,7 @@ import { EncoderPool } from './encode/pool.js';
 import type { EncodeSettings } from './encode/task.js';
 import { ClosedError, InvalidChannelError, InvalidConfigError, type BrokerError, type ListenError } from './errors.js';
 import { CatchUp } from './fanout/catch-up.js';
-import { sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
+import { corkSubscribers, sendNotice, type FanoutCounters, type FanoutOptions } from './fanout/fanout.js';
 import { ReplayForms, type LayoutCounters } from './fanout/layout.js';
 import { FanoutSlices } from './fanout/slices.js';
 import { noticeFrame, type Notice } from './fanout/notice.js';
@@ -145,6 +145,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       release: this.#releaseStep.release,
       caughtUp: (state) => this.#channels.dropIfIdle(state),
       onError: (error) => this.#events.failed('release', error),
+      holdWrites: corkSubscribers,
     });
     this.#dispatch = new EncodeDispatch({
       pool: this.#pool, sequencer: this.#sequencer, settings: this.#settings, clustered: this.#cluster !== null,

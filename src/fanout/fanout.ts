@@ -111,6 +111,22 @@ export function sendBatch(connection: Connection, state: ChannelState, frames: B
   }
 }
 
+/**
+ * Corks the socket of every subscriber of `state`'s channel, for several frames written
+ * to each in a row; the returned function uncorks exactly those sockets (a subscriber that
+ * leaves meanwhile is not left corked), and each sends its frames in one writev.
+ */
+export function corkSubscribers(state: ChannelState): () => void {
+  const sockets: Connection['socket'][] = [];
+  for (const connection of state.subscribers) {
+    connection.socket.cork();
+    sockets.push(connection.socket);
+  }
+  return () => {
+    for (const socket of sockets) socket.uncork();
+  };
+}
+
 /** Starts closing a slow client with 1013 (counted and reported once: not if it was already closing). */
 function closeSlow(connection: Connection, options: FanoutOptions, counters: FanoutCounters): void {
   if (!connection.open) return;

@@ -17,6 +17,12 @@ export interface SequencerOptions {
   caughtUp: (state: ChannelState) => void;
   /** `release` threw (a bug): the channel went on with its next batch. */
   onError: (error: unknown, state: ChannelState) => void;
+  /**
+   * Two or more batches of the channel are about to be released in one go (an earlier
+   * one finished after them): hold the writes to its subscribers; the returned function
+   * lets them go (fanout.ts `corkSubscribers`: one writev per socket).
+   */
+  holdWrites?: (state: ChannelState) => () => void;
 }
 
 /** Hands out tickets per channel and releases completed work in ticket order. */
@@ -45,12 +51,17 @@ export class Sequencer {
       this.#reordered++;
       return;
     }
-    let next: Released | undefined = released;
-    while (next !== undefined) {
-      state.nextRelease++;
-      this.#release(state, next);
-      next = state.held?.get(state.nextRelease);
-      if (next !== undefined) state.held!.delete(state.nextRelease);
+    const flush = state.held?.has(ticket + 1) === true ? this.#options.holdWrites?.(state) : undefined;
+    try {
+      let next: Released | undefined = released;
+      while (next !== undefined) {
+        state.nextRelease++;
+        this.#release(state, next);
+        next = state.held?.get(state.nextRelease);
+        if (next !== undefined) state.held!.delete(state.nextRelease);
+      }
+    } finally {
+      flush?.();
     }
     if (state.held?.size === 0) state.held = null;
     if (state.nextRelease === state.nextTicket) this.#options.caughtUp(state);

@@ -3,24 +3,13 @@
  * kernel in one writev, not in one write(2) per frame. Counted on the real server-side
  * socket (its `_write` / `_writev` calls, wrapped to count and passed through).
  */
-import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/harness.js';
+import { countWrites } from '../helpers/socket-writes.js';
 import { Resources } from '../reliability/support.js';
 
 const resources = new Resources();
 afterEach(() => resources.cleanup());
-
-/** Counts the socket's calls into its write paths from now on. */
-function countWrites(socket: Duplex): { write: number; writev: number } {
-  const counts = { write: 0, writev: 0 };
-  const target = socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => unknown>;
-  const write = target._write.bind(socket);
-  const writev = target._writev.bind(socket);
-  target._write = (...args) => (counts.write++, write(...args));
-  target._writev = (...args) => (counts.writev++, writev(...args));
-  return counts;
-}
 
 describe('replay from history', () => {
   it('sends a recovering client 30 frames in one writev', async () => {
