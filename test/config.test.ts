@@ -107,6 +107,12 @@ describe('every setting', () => {
     expect(() => resolveConfig({ heartbeatIntervalMs: 5 }, {})).toThrow(/expected an integer 100\.\.3600000, or 0 to turn it off/);
   });
 
+  it('packs large batches over 2 ms turns by default; BATCHCAST_HANDOFF_SLICE_MS=0 packs them in one go', () => {
+    expect(resolveConfig({}, {}).handoffSliceMs).toBe(2);
+    expect(resolveConfig({}, { BATCHCAST_HANDOFF_SLICE_MS: '0' }).handoffSliceMs).toBe(0);
+    expect(() => resolveConfig({}, { BATCHCAST_HANDOFF_SLICE_MS: '-1' })).toThrow(/^BATCHCAST_HANDOFF_SLICE_MS: /);
+  });
+
   it('checks the broadcaster\'s path and allowedOrigins options', () => {
     expect(() => createBroadcaster({ noServer: true, env: {}, path: 'ws' })).toThrow(/path: "ws" is not accepted; expected a URL path starting with "\/"/);
     expect(() => createBroadcaster({ noServer: true, env: {}, allowedOrigins: ['app.example'] })).toThrow(/allowedOrigins: .* expected comma-separated origins/);
