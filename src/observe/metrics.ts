@@ -1,13 +1,14 @@
 /**
  * Prometheus metrics through prom-client. Counters and gauges are read from `stats()`
  * when the registry is scraped (the pipeline keeps those counts anyway); the two
- * histograms are observed once per batch, never per message. Label sets are fixed and
+ * histograms get one value per batch, never per message, handed over at the scrape. Label sets are fixed and
  * small: no per-channel label unless the user opts in with a bound (`channelLabels`),
  * and then past the bound channels share the label value `_other`.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { InvalidConfigError } from '../errors.js';
 import type { Stats } from '../stats.js';
+import { DeferredObservations } from './deferred-observations.js';
 
 /** The `metrics` option: `true` (a registry of the broadcaster's own), `false` (none), or settings. */
 export type MetricsOption = boolean | MetricsSettings;
@@ -77,8 +78,9 @@ const GAUGES: [string, string, (s: Stats) => number][] = [
 /** A broadcaster's metrics. */
 export class BatchcastMetrics {
   readonly registry: Registry;
-  readonly #encode: Histogram;
-  readonly #delay: Histogram;
+  /** Worker time per batch and broadcast delay, observed at scrape time (deferred-observations.ts). */
+  readonly #encode = new DeferredObservations();
+  readonly #delay = new DeferredObservations();
   readonly #channelLimit: number;
   /** Per-channel message counts (opted in), bounded by channelLabels; the rest under OTHER_CHANNELS. */
   readonly #channelMessages: Counter<'channel'> | null;
@@ -132,10 +134,16 @@ export class BatchcastMetrics {
     };
     labelled('worker_faults_total', 'Worker faults by kind: error (threw), crash (thread died), timeout, inline (encoded on the main thread as a last resort).', 'kind', (s) => s.pool.faults);
     labelled('recoveries_total', 'Subscriptions with a position, by outcome: ok (nothing lost), evicted (part gone), epoch (another history).', 'status', (s) => s.recoveries);
-    this.#encode = new Histogram({ name: `${prefix}encode_duration_seconds`, help: 'Worker time to serialize and compress one batch.', buckets: ENCODE_BUCKETS, registers });
-    this.#delay = new Histogram({
+    const encode = this.#encode;
+    const delay = this.#delay;
+    encode.attach(new Histogram({
+      name: `${prefix}encode_duration_seconds`, help: 'Worker time to serialize and compress one batch.', buckets: ENCODE_BUCKETS, registers,
+      collect: () => encode.flush(),
+    }));
+    delay.attach(new Histogram({
       name: `${prefix}broadcast_delay_seconds`, help: 'From the first publish of a batch to its frame written to the sockets (in a cluster: to Redis confirming it).', buckets: DELAY_BUCKETS, registers,
-    });
+      collect: () => delay.flush(),
+    }));
     this.#channelMessages = limit === 0 ? null : new Counter({
       name: `${prefix}channel_messages_total`, help: `Messages delivered per channel, for at most ${limit} channels (the rest: channel="${OTHER_CHANNELS}").`, labelNames: ['channel'], registers,
     });
@@ -144,12 +152,12 @@ export class BatchcastMetrics {
 
   /** One batch encoded, in `micros` of worker time. */
   encoded(micros: number): void {
-    this.#encode.observe(micros / 1e6);
+    this.#encode.add(micros / 1e6);
   }
 
   /** One batch of `messages` on `channel` delivered `delayMs` after its first publish. */
   delivered(channel: string, messages: number, delayMs: number): void {
-    this.#delay.observe(delayMs / 1e3);
+    this.#delay.add(delayMs / 1e3);
     const perChannel = this.#channelMessages;
     if (perChannel === null) return;
     if (!this.#labelled.has(channel)) {
