@@ -2,9 +2,9 @@
  * Observations for a prom-client Histogram, kept in a preallocated buffer and handed to
  * it in one loop when the registry is scraped (or the buffer is full). The release step
  * observes two histograms per batch, dozens of times a second: too rarely for V8 to
- * optimize `Histogram.observe`, which then costs ~19 µs a call on the 2-core VM (label
- * hashing, bucket search; two calls every 20 ms: 38 µs p50), while a store into a
- * Float64Array costs nothing. In the scrape's loop the same calls run hot.
+ * optimize `Histogram.observe` (label hashing, bucket search). On the 2-core VM two such
+ * calls every 20 ms cost 38 µs p50, two stores here 17 µs (mostly the cold call itself);
+ * in the scrape's loop the calls run hot: 1 000 values in 0.2-1 ms.
  */
 import type { Histogram } from 'prom-client';
 
