@@ -41,10 +41,15 @@ export interface PackedItems {
   plan?: SegmentOp[];
 }
 
+/** Whether `task`'s messages travel as msgpackr records: plain values only (also what segments.ts packs). */
+export function packsAsRecords(task: EncodeTask): boolean {
+  return task.serialized === null && task.items.length > 0;
+}
+
 /** Builds the cheapest hand-off for `task`. Called per attempt: a transfer detaches the buffer. */
 export function prepareHandoff(task: EncodeTask): Handoff {
+  if (packsAsRecords(task)) return packRecords(task);
   if (task.items.length === 0) return { task, transferList: undefined };
-  if (task.serialized === null) return packRecords(task);
   if (task.serialized === true && task.codec === 'msgpack') return concatMsgpack(task);
   return { task, transferList: undefined };
 }

@@ -22,7 +22,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { encodeBatch } from './encode-batch.js';
-import { prepareHandoff, type Handoff } from './handoff.js';
+import { packsAsRecords, prepareHandoff, type Handoff } from './handoff.js';
 import { SlicedHandoffs } from './sliced-handoff.js';
 import { AttemptSignal, EncodeTimeout, classify, isDataCloneError, type FaultKind } from './attempt.js';
 export type { FaultKind } from './attempt.js';
@@ -225,8 +225,8 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     job.threadId = undefined;
     this.#running.add(job);
     const { task, hint } = job;
-    const plainValues = task.serialized === null && task.items.length > 0;
-    if (this.#slices !== null && hint?.sliceHandoff === true && plainValues) {
+    const records = packsAsRecords(task);
+    if (this.#slices !== null && hint?.sliceHandoff === true && records) {
       job.packing = true;
       job.startedAt = Number.POSITIVE_INFINITY; // the encodeTimeoutMs clock starts at the hand-off
       this.#slices.add(task, (handoff, turns, packMs) => {
@@ -249,7 +249,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       this.#failed(job, error);
       return;
     }
-    if (this.#slices !== null && hint !== undefined && plainValues && performance.now() - started >= this.#handoffSliceMs) hint.sliceHandoff = true;
+    if (this.#slices !== null && hint !== undefined && records && performance.now() - started >= this.#handoffSliceMs) hint.sliceHandoff = true;
     this.#run(job, handoff);
   }
 

@@ -95,24 +95,26 @@ export class SegmentWriter {
     const start = this.#next;
     if (start === items.length) return false;
     let end = start;
-    while (end < items.length && end - start < SEGMENT_VALUES && longArrayKeys(items[end]) === null) end++;
+    let keys: string[] | null = null;
+    while (end < items.length && end - start < SEGMENT_VALUES && (keys = longArrayKeys(items[end])) === null) end++;
     if (end > start) {
       this.#plan.push({ run: end - start });
       this.#pieces.push({ values: items as unknown[], from: start, to: end });
       this.#next = end;
       return true;
     }
+    // The message at `start` needs a split: `keys` are its long arrays ([] when it is one itself).
     const message = items[start];
     this.#next = start + 1;
     if (Array.isArray(message)) {
       this.#plan.push({ chunks: this.#chunk(message) });
       return true;
     }
-    const keys = longArrayKeys(message)!;
+    const split = keys!;
     const skeleton: Record<string, unknown> = { ...(message as Record<string, unknown>) };
-    for (const key of keys) skeleton[key] = null;
+    for (const key of split) skeleton[key] = null;
     this.#pieces.push({ value: skeleton });
-    this.#plan.push({ keys, chunks: keys.map((key) => this.#chunk((message as Record<string, unknown[]>)[key]!)) });
+    this.#plan.push({ keys: split, chunks: split.map((key) => this.#chunk((message as Record<string, unknown[]>)[key]!)) });
     return true;
   }
 
