@@ -123,6 +123,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       encodeTimeoutMs: config.encodeTimeoutMs,
       workerFilename: options.workerFilename,
       workerNice: config.workerNice,
+      workerPollMs: config.workerPollMs,
       handoffSliceMs: config.handoffSliceMs,
       onCallbackError: (error) => this.#events.failed('batch completion', error),
     });

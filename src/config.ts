@@ -31,6 +31,7 @@ export interface ResolvedConfig {
   perMessageDeflate: boolean;
   format: Format;
   workerNice: number;
+  workerPollMs: number;
   poolSize: number;
   maxQueue: number;
   encodeTimeoutMs: number;
@@ -109,6 +110,8 @@ export const SETTINGS: Readonly<Record<keyof ResolvedConfig, Setting>> = {
   format: { env: 'BATCHCAST_FORMAT', kind: { type: 'enum', values: FORMATS }, fallback: () => 'batchcast' },
   // Encoder threads yield the core to the event loop (encode/priority.ts); where they can, they may also use every core.
   workerNice: { env: 'BATCHCAST_WORKER_NICE', kind: { type: 'int', min: 0, max: 19 }, fallback: () => 10 },
+  // A busy worker looks for its next batch this often, so handing it one does not have to wake it (encode/mailbox.ts).
+  workerPollMs: { env: 'BATCHCAST_WORKER_POLL_MS', kind: { type: 'int', min: 1, max: 50, off: 0 }, fallback: () => 1 },
   poolSize: { env: 'BATCHCAST_POOL_SIZE', kind: { type: 'int', min: 1, max: 256 }, fallback: (c) => defaultPoolSize(c.workerNice!) },
   maxQueue: { env: 'BATCHCAST_MAX_QUEUE', kind: { type: 'int', min: 1, max: 1_000_000 }, fallback: (c) => c.poolSize! * 4 },
   encodeTimeoutMs: { env: 'BATCHCAST_ENCODE_TIMEOUT_MS', kind: { type: 'int', min: 100, max: 600_000 }, fallback: () => 5_000 },

@@ -113,6 +113,13 @@ describe('every setting', () => {
     expect(() => resolveConfig({}, { BATCHCAST_HANDOFF_SLICE_MS: '-1' })).toThrow(/^BATCHCAST_HANDOFF_SLICE_MS: /);
   });
 
+  it('has busy workers poll every 1 ms by default; BATCHCAST_WORKER_POLL_MS=0 wakes them per batch', () => {
+    expect(resolveConfig({}, {}).workerPollMs).toBe(1);
+    expect(resolveConfig({}, { BATCHCAST_WORKER_POLL_MS: '0' }).workerPollMs).toBe(0);
+    expect(resolveConfig({ workerPollMs: 5 }, { BATCHCAST_WORKER_POLL_MS: '0' }).workerPollMs).toBe(5);
+    expect(() => resolveConfig({}, { BATCHCAST_WORKER_POLL_MS: '51' })).toThrow(/^BATCHCAST_WORKER_POLL_MS: /);
+  });
+
   it('checks the broadcaster\'s path and allowedOrigins options', () => {
     expect(() => createBroadcaster({ noServer: true, env: {}, path: 'ws' })).toThrow(/path: "ws" is not accepted; expected a URL path starting with "\/"/);
     expect(() => createBroadcaster({ noServer: true, env: {}, allowedOrigins: ['app.example'] })).toThrow(/allowedOrigins: .* expected comma-separated origins/);

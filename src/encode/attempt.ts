@@ -1,45 +1,9 @@
-/**
- * One attempt at a batch on a worker: the abort signal Piscina watches (for the
- * encode timeout), and how a failed attempt is classified.
- */
+/** How a failed attempt at a batch on a worker is classified. */
 
 /** How one attempt at a batch failed. */
 export type FaultKind = 'error' | 'crash' | 'timeout';
 
-/**
- * The abort signal Piscina watches for one attempt. Piscina accepts any object with
- * `once`/`off` (its EventEmitter form); this one costs two fields, where an
- * AbortController builds an EventTarget and `addEventListener` validates options.
- */
-export class AttemptSignal {
-  aborted = false;
-  reason: unknown = undefined;
-  #listener: (() => void) | null = null;
-
-  once(_event: 'abort', listener: () => void): void {
-    this.#listener = listener;
-  }
-
-  /** Piscina 5 calls `removeListener` when a task settles (its types say `off`). */
-  removeListener(): void {
-    this.#listener = null;
-  }
-
-  off(): void {
-    this.#listener = null;
-  }
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    const listener = this.#listener;
-    this.#listener = null;
-    listener?.();
-  }
-}
-
-/** The abort reason of an attempt that ran past `encodeTimeoutMs`. */
+/** The error of an attempt that ran past `encodeTimeoutMs`. */
 export class EncodeTimeout extends Error {
   constructor(ms: number) {
     super(`encode task ran past encodeTimeoutMs (${ms} ms); its worker was terminated`);
@@ -47,13 +11,14 @@ export class EncodeTimeout extends Error {
 }
 
 /**
- * What kind of fault an attempt's error shows. Piscina rejects with an AbortError
- * whose `cause` is our abort reason on timeout, and with exactly
- * "worker exited with code: N" when the worker exits mid-task; anything else was
- * thrown by the task itself (a message such as "connection terminated" is not a crash).
+ * What kind of fault an attempt's error shows. The pool's watchdog fails a late attempt
+ * with an EncodeTimeout; a thread that exits under a batch fails it with exactly
+ * "worker exited with code: N" (the pool's wording, and Piscina's for a task), one
+ * Piscina ends while starting up with "Terminating worker thread"; anything else was
+ * thrown by the handler itself (a message such as "connection terminated" is not a crash).
  */
 export function classify(error: unknown): FaultKind {
-  if (error instanceof EncodeTimeout || (error as { cause?: unknown } | null)?.cause instanceof EncodeTimeout) return 'timeout';
+  if (error instanceof EncodeTimeout) return 'timeout';
   const message = error instanceof Error ? error.message : '';
   if (/^worker exited with code: -?\d+$/.test(message) || message === 'Terminating worker thread') return 'crash';
   return 'error';

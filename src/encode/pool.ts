@@ -1,10 +1,10 @@
 /**
- * The encoder pool: one Piscina task per batch. A task that throws, whose worker
- * dies, or that runs past `encodeTimeoutMs` is retried once on a fresh worker, then
- * encoded inline on the main thread as the last resort, so no batch is lost to a
- * worker fault. A worker that threw is terminated too (its state may be what broke),
- * so Piscina replaces every worker that failed a batch; our load balancer records
- * which thread runs which batch, and never hands work to a thread being replaced.
+ * The encoder pool: Piscina threads, each serving one mailbox (mailbox.ts), one batch at
+ * a time. A batch whose handler throws, whose worker dies, or that runs past
+ * `encodeTimeoutMs` is retried once on another worker, then encoded inline on the main
+ * thread as the last resort, so no batch is lost to a worker fault. A worker that threw
+ * is terminated too (its state may be what broke); Piscina replaces every worker that
+ * ended, and the pool opens a new mailbox on the replacement.
  *
  * Batches wait for a free worker in a queue of our own, not Piscina's: the
  * `encodeTimeoutMs` clock starts when a batch is handed to a worker, so batches
@@ -21,18 +21,24 @@
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { Mailbox, type MailboxReply, type ServeStarted, type ServeTask } from './mailbox.js';
 import { encodeBatch } from './encode-batch.js';
 import { packsAsRecords, prepareHandoff, type Handoff } from './handoff.js';
 import { SlicedHandoffs } from './sliced-handoff.js';
-import { AttemptSignal, EncodeTimeout, classify, isDataCloneError, type FaultKind } from './attempt.js';
+import { EncodeTimeout, classify, isDataCloneError, type FaultKind } from './attempt.js';
 export type { FaultKind } from './attempt.js';
 import type { EncodeResult, EncodeTask } from './task.js';
 
-/** Path of the built worker. From sources (tests run `src/*.ts`) use the compiled copy in `dist/`. */
-export function defaultWorkerFilename(): string {
+/** Path of a built worker module. From sources (tests run `src/*.ts`) the compiled copy in `dist/`. */
+function builtWorker(name: string): string {
   const here = fileURLToPath(import.meta.url);
-  const relative = here.endsWith('.ts') ? '../../dist/workers/encode.js' : '../../workers/encode.js';
+  const relative = here.endsWith('.ts') ? `../../dist/workers/${name}.js` : `../../workers/${name}.js`;
   return fileURLToPath(new URL(relative, import.meta.url));
+}
+
+/** Path of the built-in encoder module (the handler each mailbox calls per batch). */
+export function defaultWorkerFilename(): string {
+  return builtWorker('encode');
 }
 
 export interface EncoderPoolOptions {
@@ -41,6 +47,11 @@ export interface EncoderPoolOptions {
   encodeTimeoutMs: number;
   /** Worker module exporting the task handler as default; the built-in encoder unless set. */
   workerFilename?: string;
+  /**
+   * How often a worker that had a batch in the last 100 ms looks for the next one (ms),
+   * so that posting a batch never has to wake it (mailbox.ts); 0: workers sleep until woken.
+   */
+  workerPollMs?: number;
   /** A submit callback threw (a bug): reported here instead of as an unhandled rejection. */
   onCallbackError?: (error: unknown) => void;
   /** Added to each worker thread's nice value (Linux; see priority.ts); 0 leaves it. */
@@ -64,6 +75,8 @@ export interface HandoffHint {
 /** What every worker receives once, as Piscina's `workerData`. */
 export interface EncoderWorkerData {
   workerNice: number;
+  /** The module whose default export encodes one batch (workers/encode.ts or a replacement). */
+  handler: string;
 }
 
 /** Piscina's load-balancer signature (the package root does not export it by name). */
@@ -96,14 +109,11 @@ export type EncodeCallback = (error: Error | null, result: EncodeResult | null) 
 /** One batch on its way through the pool. */
 class Job {
   attempt: 1 | 2 = 1;
-  signal: AttemptSignal | null = null;
-  /** `performance.now()` when the current attempt was handed to Piscina. */
+  /** `performance.now()` when the current attempt was posted to a worker. */
   startedAt = 0;
-  /** The worker thread running the current attempt, once Piscina has placed it. */
-  threadId: number | undefined = undefined;
-  /** Piscina's id for the current attempt while Piscina holds it queued. */
-  queuedTaskId: number | undefined = undefined;
-  /** Its messages are being packed over several turns (not yet handed to Piscina). */
+  /** The mailbox of the worker running the current attempt. */
+  mailbox: Mailbox | null = null;
+  /** Its messages are being packed over several turns (not yet posted). */
   packing = false;
 
   constructor(
@@ -115,24 +125,26 @@ class Job {
 
 /** Runs encode tasks on a Piscina pool, with retry and inline fallback. */
 export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
-  readonly #pool: Piscina<EncodeTask, EncodeResult>;
+  readonly #pool: Piscina<ServeTask, ServeStarted>;
   readonly #poolSize: number;
   readonly #maxQueue: number;
   readonly #timeoutMs: number;
   readonly #onCallbackError: (error: unknown) => void;
   /** Jobs waiting for a free worker, in dispatch order. */
   readonly #waiting: Job[] = [];
-  /** Attempts handed to Piscina and not settled: at most one per worker. */
+  /** Attempts being packed or posted and not settled: at most one per worker. */
   readonly #running = new Set<Job>();
+  /** One per worker (a closed one is replaced at once; its new worker may still be starting). */
+  readonly #mailboxes: Mailbox[] = [];
+  /** Threads a mailbox was placed on: Piscina counts them idle, but they are ours for life. */
+  readonly #hosting = new Set<number>();
+  /** Posts that had to wake a parked worker, over mailboxes closed so far. */
+  #closedWakeups = 0;
+  readonly #pollMs: number;
+  #nextRequestId = 0;
   readonly #watchdog: NodeJS.Timeout;
   /** Batches accepted and not finished (waiting, running, or between attempts). */
   #inFlight = 0;
-  /** The job whose `run()` call is on the stack: Piscina places a task synchronously when a worker is free. */
-  #dispatching: Job | null = null;
-  /** Jobs Piscina queued instead (no free worker, e.g. during a replacement), by Piscina task id. */
-  readonly #queuedTasks = new Map<number, Job>();
-  /** Threads being terminated after throwing: no new work for them. */
-  readonly #retiring = new Set<number>();
   #faults = { error: 0, crash: 0, timeout: 0, inline: 0 };
   /** Batches encoded inline because a message could not be copied to a worker (not a worker fault). */
   #uncloneable = 0;
@@ -151,26 +163,79 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     this.#onCallbackError = options.onCallbackError ?? (() => {});
     this.#handoffSliceMs = options.handoffSliceMs ?? 0;
     this.#slices = this.#handoffSliceMs > 0 ? new SlicedHandoffs(this.#handoffSliceMs) : null;
-    this.#pool = new Piscina<EncodeTask, EncodeResult>({
-      filename: options.workerFilename ?? defaultWorkerFilename(),
+    this.#pollMs = options.workerPollMs ?? 0;
+    this.#pool = new Piscina<ServeTask, ServeStarted>({
+      filename: builtWorker('serve'),
       minThreads: options.poolSize,
       maxThreads: options.poolSize,
-      // min = max: threads are never reaped, so a burst after a quiet spell finds warm workers.
-      idleTimeout: 60_000,
-      // We hand Piscina at most one task per worker; its queue only holds tasks while a worker is replaced.
+      // Threads are never reaped: each serves its mailbox until it ends.
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // Once a serve task is answered the thread must return to its event loop, where serve.ts keeps it.
+      atomics: 'disabled',
+      // One serve task per thread; the queue holds one only while a thread is replaced.
       maxQueue: options.poolSize * 2,
       concurrentTasksPerWorker: 1,
-      // Workers time their own encodes (EncodeResult.encodeMicros); Piscina's histograms would cost every task.
       recordTiming: false,
       loadBalancer: this.#place,
-      workerData: { workerNice: options.workerNice ?? 0 } satisfies EncoderWorkerData,
+      workerData: { workerNice: options.workerNice ?? 0, handler: options.workerFilename ?? defaultWorkerFilename() } satisfies EncoderWorkerData,
     });
     // Piscina emits 'error' for worker crashes outside a task; those are reported per task below.
     this.#pool.on('error', () => {});
     // A task is aborted between encodeTimeoutMs and 1.1 × encodeTimeoutMs after it started.
     this.#watchdog = setInterval(this.#checkTimeouts, Math.max(1, Math.round(this.#timeoutMs / 10)));
     this.#watchdog.unref();
+    for (let i = 0; i < this.#poolSize; i++) this.#open();
   }
+
+  /** Starts serving a new mailbox on an idle thread (a fresh one, after a replacement). */
+  #open(): void {
+    const mailbox = new Mailbox(this.#pollMs, this.#onReply);
+    this.#mailboxes.push(mailbox);
+    const { task, transferList } = mailbox.serveTask();
+    const ended = (error: unknown) => this.#ended(mailbox, error);
+    try {
+      this.#pool.run(task, { transferList }).then((started) => {
+        const worker = this.#pool.threads.find((thread) => thread.threadId === started.threadId);
+        if (worker === undefined) ended(new Error(`worker exited before serving its mailbox (thread ${started.threadId})`));
+        else mailbox.attach(worker, (code) => ended(new Error(`worker exited with code: ${code}`)));
+      }, ended);
+    } catch (error) {
+      // Piscina refuses synchronously only when it is closed; the mailbox is gone as if its worker had died.
+      queueMicrotask(() => ended(error));
+    }
+  }
+
+  /** Piscina's load balancer: an idle thread that serves no mailbox yet (the only tasks we run start mailboxes). */
+  readonly #place: LoadBalancer = (_task, workers) => {
+    const worker = workers.find((candidate) => candidate.currentUsage === 0 && !this.#hosting.has(candidate.id)) ?? null;
+    if (worker !== null) this.#hosting.add(worker.id);
+    return worker;
+  };
+
+  /** A mailbox's thread ended (crashed, or terminated by us or by destroy): fail its batch, open a new one. */
+  #ended(mailbox: Mailbox, error: unknown): void {
+    const index = this.#mailboxes.indexOf(mailbox);
+    if (index === -1) return;
+    this.#mailboxes.splice(index, 1);
+    this.#closedWakeups += mailbox.wakeups;
+    mailbox.close();
+    let job: Job | undefined;
+    for (const running of this.#running) if (running.mailbox === mailbox) job = running;
+    if (!this.#destroying) this.#open();
+    if (job !== undefined) this.#failed(job, error);
+    else this.#startWaiting();
+  }
+
+  /** A worker answered: the batch's result, or what its handler threw. */
+  readonly #onReply = (mailbox: Mailbox, reply: MailboxReply): void => {
+    if (mailbox.busyWith !== reply.id) return;
+    mailbox.settle();
+    let job: Job | undefined;
+    for (const running of this.#running) if (running.mailbox === mailbox) job = running;
+    if (job === undefined) return;
+    if (reply.result !== undefined) this.#succeeded(job, reply.result);
+    else this.#failed(job, reply.error);
+  };
 
   /** Whether another batch can be submitted without exceeding the queue bound. */
   hasCapacity(): boolean {
@@ -186,11 +251,12 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   snapshot() {
     return {
       threads: this.#pool.threads.length,
-      queueSize: this.#waiting.length + this.#pool.queueSize,
+      queueSize: this.#waiting.length,
       inFlight: this.#inFlight,
       faults: { ...this.#faults },
       uncloneable: this.#uncloneable,
       abandoned: this.#abandoned,
+      wakeups: this.#mailboxes.reduce((sum, mailbox) => sum + mailbox.wakeups, this.#closedWakeups),
       slicedHandoffs: this.#slices === null ? { batches: 0, spread: 0, turns: 0 } : { ...this.#slices.counters },
     };
   }
@@ -221,8 +287,6 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       this.#abandon(job);
       return;
     }
-    job.signal = new AttemptSignal();
-    job.threadId = undefined;
     this.#running.add(job);
     const { task, hint } = job;
     const records = packsAsRecords(task);
@@ -253,47 +317,35 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     this.#run(job, handoff);
   }
 
-  /** Hands an attempt to Piscina. */
+  /** Posts an attempt to a free worker (or puts it back in line when none is, while a worker is replaced). */
   #run(job: Job, handoff: Handoff): void {
-    const signal = job.signal!;
+    const mailbox = this.#freeMailbox();
+    if (mailbox === undefined) {
+      this.#running.delete(job);
+      this.#waiting.unshift(job);
+      return;
+    }
     job.startedAt = performance.now();
-    this.#dispatching = job;
+    job.mailbox = mailbox;
     try {
-      this.#pool.run(handoff.task, { signal, transferList: handoff.transferList }).then(
-        (result) => this.#succeeded(job, result),
-        (error: unknown) => this.#failed(job, error),
-      );
+      mailbox.post({ id: ++this.#nextRequestId, task: handoff.task }, handoff.transferList ?? []);
     } catch (error) {
-      // Piscina refuses synchronously only when it is closed or misconfigured; treat it as a failed attempt.
+      job.mailbox = null;
       this.#failed(job, error);
-    } finally {
-      this.#dispatching = null;
     }
   }
 
-  /**
-   * Piscina's load balancer: an idle worker that is not being retired (we run one task
-   * per worker), and a note of which thread got which job.
-   */
-  readonly #place: LoadBalancer = (task, workers) => {
-    const job = this.#dispatching ?? this.#queuedTasks.get(task.taskId);
-    const worker = workers.find((candidate) => candidate.currentUsage === 0 && !this.#retiring.has(candidate.id)) ?? null;
-    if (job === undefined) return worker;
-    if (worker === null) {
-      this.#queuedTasks.set(task.taskId, job);
-      job.queuedTaskId = task.taskId;
-    } else {
-      job.threadId = worker.id;
-      this.#forgetQueued(job);
-    }
-    return worker;
-  };
+  #freeMailbox(): Mailbox | undefined {
+    for (const mailbox of this.#mailboxes) if (mailbox.busyWith === null && !mailbox.closed) return mailbox;
+    return undefined;
+  }
 
-  /** Drops the note of a job Piscina had queued (it was placed, or it settled without being placed). */
-  #forgetQueued(job: Job): void {
-    if (job.queuedTaskId === undefined) return;
-    this.#queuedTasks.delete(job.queuedTaskId);
-    job.queuedTaskId = undefined;
+  /** Workers without a batch, less the batches being packed for them. */
+  #freeSlots(): number {
+    let free = 0;
+    for (const mailbox of this.#mailboxes) if (mailbox.busyWith === null && !mailbox.closed) free++;
+    for (const job of this.#running) if (job.packing) free--;
+    return free;
   }
 
   #succeeded(job: Job, result: EncodeResult): void {
@@ -303,6 +355,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   }
 
   #failed(job: Job, caught: unknown): void {
+    const mailbox = job.mailbox;
     this.#release(job);
     if (this.#destroying) {
       this.#abandon(job);
@@ -321,14 +374,13 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     this.#faults[kind]++;
     const retry = job.attempt === 1;
     this.emit('fault', { kind, channel: job.task.channel, attempt: job.attempt, recovery: retry ? 'retry' : 'inline', error });
-    // A crashed or timed-out worker is gone already; one that threw is ended here, and Piscina starts a fresh one.
-    const retiring = kind === 'error' ? this.#retire(job.threadId) : null;
+    // A crashed or timed-out worker is gone already; one that threw is ended here (Piscina starts a fresh one).
+    if (kind === 'error') mailbox?.close();
     if (retry) {
-      // The retry keeps the slot it just freed, ahead of every waiting batch: later batches of its channel wait for it.
+      // Ahead of every waiting batch: later batches of its channel wait for it.
       job.attempt = 2;
-      this.#running.add(job); // holds the slot while its worker is being retired
-      if (retiring === null) this.#start(job);
-      else void retiring.then(() => this.#start(job));
+      this.#waiting.unshift(job);
+      this.#startWaiting();
       return;
     }
     this.#faults.inline++;
@@ -336,26 +388,15 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     this.#finishInline(job);
   }
 
-  /** Terminates the worker thread `threadId`; resolves once Piscina has let it go. */
-  #retire(threadId: number | undefined): Promise<void> | null {
-    const worker = threadId === undefined ? undefined : this.#pool.threads.find((thread) => thread.threadId === threadId);
-    if (worker === undefined) return null;
-    this.#retiring.add(threadId!);
-    return worker.terminate().then(
-      () => void this.#retiring.delete(threadId!),
-      () => void this.#retiring.delete(threadId!),
-    );
-  }
-
   /** The attempt is over: its worker slot is free. */
   #release(job: Job): void {
     this.#running.delete(job);
-    this.#forgetQueued(job);
-    job.signal = null;
+    if (job.mailbox !== null && !job.mailbox.closed) job.mailbox.settle();
+    job.mailbox = null;
   }
 
   #startWaiting(): void {
-    while (!this.#destroying && this.#running.size < this.#poolSize) {
+    while (!this.#destroying && this.#freeSlots() > 0) {
       const next = this.#waiting.shift();
       if (next === undefined) return;
       this.#start(next);
@@ -390,9 +431,13 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   readonly #checkTimeouts = (): void => {
     if (this.#running.size === 0) return;
     const now = performance.now();
-    for (const job of this.#running) {
-      // Aborting a running Piscina task terminates its worker; Piscina starts a fresh one.
-      if (now - job.startedAt >= this.#timeoutMs) job.signal?.abort(new EncodeTimeout(this.#timeoutMs));
+    const late: Job[] = [];
+    for (const job of this.#running) if (now - job.startedAt >= this.#timeoutMs) late.push(job);
+    for (const job of late) {
+      const timeout = new EncodeTimeout(this.#timeoutMs);
+      // Its thread is terminated; Piscina starts a fresh one and the pool opens a mailbox there.
+      job.mailbox?.close();
+      this.#failed(job, timeout);
     }
   };
 
@@ -410,6 +455,8 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       this.#running.delete(job);
       this.#abandon(job);
     }
+    // Posted batches are abandoned as their serve tasks end (#ended).
     await this.#pool.destroy();
+    for (const mailbox of this.#mailboxes) mailbox.close();
   }
 }

@@ -54,6 +54,7 @@ const COUNTERS: [string, string, (s: Stats) => number][] = [
   ['heartbeat_terminated_total', 'Connections terminated for not answering pings.', (s) => s.heartbeatTerminated],
   ['history_evicted_messages_total', 'Messages evicted from history by its bounds.', (s) => s.history.evictedMessages],
   ['frames_replayed_total', 'Frames replayed from history (recoveries, slow clients catching up).', (s) => s.catchUp.framesReplayed],
+  ['worker_wakeups_total', 'Batches handed to a parked encoder thread, which had to be woken (workerPollMs).', (s) => s.pool.wakeups],
   ['handoffs_sliced_total', 'Batches whose packing for a worker was spread over several event-loop turns (handoffSliceMs).', (s) => s.pool.slicedHandoffs.spread],
   ['adaptive_decisions_total', 'Changes the adaptive controller made to batching or compression.', (s) => s.adaptive.decisions],
 ];

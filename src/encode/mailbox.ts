@@ -1,0 +1,119 @@
+/**
+ * A mailbox per encoder thread: the main thread posts a batch on a MessagePort and bumps a
+ * counter in shared memory; the worker (workers/serve.ts) finds it on its next poll.
+ *
+ * Why not one Piscina task per batch: Piscina wakes a sleeping worker with
+ * `Atomics.notify` on every task, and on a VM waking an idle vCPU costs the *caller*
+ * ~250 µs (BENCHMARKS.md, "Why goal 1 is not met"): as much as the rest of the hand-off.
+ * A worker that has had work in the last PARK_AFTER_MS instead sleeps in `Atomics.wait`
+ * with a `pollMs` timeout and wakes itself; nobody has to wake it. Once idle that long it
+ * parks (an untimed wait, so an idle pool costs no CPU) and says so in shared memory: the
+ * next post wakes it as Piscina would. Posting a message to a thread blocked in
+ * `Atomics.wait` wakes nothing (its event loop is not polling the port), and the worker
+ * reads it with `receiveMessageOnPort`.
+ *
+ * Piscina still creates, replaces and destroys the threads: a mailbox starts as one short
+ * Piscina task on an idle thread, which answers with its thread id and keeps serving the
+ * mailbox after the task (serve.ts). To Piscina the thread is idle and unreferenced, so an
+ * idle pool never keeps the process alive; the port is referenced only while a batch is out.
+ */
+import { MessageChannel, type MessagePort, type Transferable, type Worker } from 'node:worker_threads';
+import type { EncodeResult, EncodeTask } from './task.js';
+
+/** Index in the control array: batches posted so far (the worker waits on it). */
+export const POSTED = 0;
+/** Index in the control array: 1 while the worker sleeps without a timeout (the poster must wake it). */
+export const PARKED = 1;
+/** A worker parks after this long without a batch. */
+export const PARK_AFTER_MS = 100;
+
+/** The Piscina task that starts a mailbox on a worker (workers/serve.ts). */
+export interface ServeTask {
+  port: MessagePort;
+  control: Int32Array;
+  /** Worker sleep between polls while busy (ms); 0: park at once (every post wakes the worker). */
+  pollMs: number;
+}
+
+/** What the serve task answers: the thread that now serves the mailbox. */
+export interface ServeStarted {
+  threadId: number;
+}
+
+/** A batch as posted to a worker. */
+export interface MailboxRequest {
+  id: number;
+  task: EncodeTask;
+}
+
+/** A worker's answer to one request: the result, or what the handler threw. */
+export type MailboxReply = { id: number; result: EncodeResult; error?: undefined } | { id: number; result?: undefined; error: unknown };
+
+/** The main thread's end of one worker's mailbox. */
+export class Mailbox {
+  /** The request in the worker's hands, if any (one at a time). */
+  busyWith: number | null = null;
+  /** Set once its worker ended or is being ended: nothing more is posted here. */
+  closed = false;
+  /** Posts that found the worker parked and had to wake it. */
+  wakeups = 0;
+  /** The Piscina thread serving it, once the serve task has answered. */
+  #worker: Worker | null = null;
+  readonly #port: MessagePort;
+  readonly #control = new Int32Array(new SharedArrayBuffer(8));
+  readonly #serve: ServeTask;
+
+  /** `onReply` gets every answer the worker posts, until the mailbox closes. */
+  constructor(pollMs: number, onReply: (mailbox: Mailbox, reply: MailboxReply) => void) {
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    port1.on('message', (reply: MailboxReply) => onReply(this, reply));
+    port1.unref();
+    this.#serve = { port: port2, control: this.#control, pollMs };
+  }
+
+  /** The Piscina task that starts serving this mailbox, and what it transfers. */
+  serveTask(): { task: ServeTask; transferList: Transferable[] } {
+    return { task: this.#serve, transferList: [this.#serve.port] };
+  }
+
+  /** The thread now serving the mailbox; `onExit` is called when it ends, however it ends. */
+  attach(worker: Worker, onExit: (code: number) => void): void {
+    this.#worker = worker;
+    worker.once('exit', onExit);
+    // Ended before its thread was known (a timeout): end the thread now.
+    if (this.closed) void worker.terminate();
+  }
+
+  /**
+   * Posts one request. Throws (a DataCloneError) when a message cannot be copied, before
+   * anything reaches the worker.
+   */
+  post(request: MailboxRequest, transferList: readonly Transferable[]): void {
+    this.#port.postMessage(request, transferList as Transferable[]);
+    this.busyWith = request.id;
+    // A batch out keeps the process alive until it is back, as a running Piscina task would.
+    this.#port.ref();
+    Atomics.add(this.#control, POSTED, 1);
+    // Checked after the count went up: a worker that parks after this load sees the new count and does not sleep (see serve.ts).
+    if (Atomics.load(this.#control, PARKED) === 1) {
+      this.wakeups++;
+      Atomics.notify(this.#control, POSTED, 1);
+    }
+  }
+
+  /** The worker answered request `id`: the mailbox can take the next one. */
+  settle(): void {
+    this.busyWith = null;
+    this.#port.unref();
+  }
+
+  /** Stops taking replies and ends its thread (Piscina replaces it); nothing more is posted here. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.busyWith = null;
+    this.#port.close();
+    void this.#worker?.terminate();
+  }
+}
