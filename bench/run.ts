@@ -54,7 +54,7 @@ function spec(o: BenchOptions, scenario: Scenario, variant: VariantName, subscri
     warmupMs: o.warmupMs, durationMs: o.durationMs, graceMs: o.graceMs, tickMs: o.tickMs,
     eldResolutionMs: o.eldResolutionMs ?? 10, probes: o.probes,
     // Probes decode every frame up to ~25k msgs/s; above, every n-th frame (latency is sampled per frame).
-    decodeEvery: Math.max(1, Math.round(rate / 25_000)), clientWorkUs: 0, poolSize: o.poolSize, workerNice: o.workerNice, fanoutSliceMs: o.fanoutSliceMs, handoffSliceMs: o.handoffSliceMs, batchSize: o.batchSize, batchDelayMs: o.batchDelayMs,
+    decodeEvery: Math.max(1, Math.round(rate / 25_000)), clientWorkUs: 0, poolSize: o.poolSize, workerNice: o.workerNice, fanoutSliceMs: o.fanoutSliceMs, handoffSliceMs: o.handoffSliceMs, workerPollMs: o.workerPollMs, batchSize: o.batchSize, batchDelayMs: o.batchDelayMs,
     compressionThreshold: o.compressionThreshold, compressionLevel: o.compressionLevel, preset: o.preset, channel: 'bench', repeat: 0,
     ...extra,
   };
@@ -286,7 +286,7 @@ function renderText(
 ): string {
   const parts: string[] = [];
   parts.push(`batchcast bench · ${o.profile} · ${meta.date} · node ${meta.node} · ${meta.cores} cores (${meta.cpuModel}) · load before ${meta.loadavgBefore.map((l) => l.toFixed(2)).join(' ')}`);
-  parts.push(`batching ${o.batchSize} msgs / ${o.batchDelayMs} ms, threshold ${o.compressionThreshold} B, level ${o.compressionLevel}; batchcast pool ${o.poolSize}, workerNice ${o.workerNice}, fanoutSliceMs ${o.fanoutSliceMs}, handoffSliceMs ${o.handoffSliceMs}; window ${o.durationMs} ms after ${o.warmupMs} ms warm-up`);
+  parts.push(`batching ${o.batchSize} msgs / ${o.batchDelayMs} ms, threshold ${o.compressionThreshold} B, level ${o.compressionLevel}; batchcast pool ${o.poolSize}, workerNice ${o.workerNice}, fanoutSliceMs ${o.fanoutSliceMs}, handoffSliceMs ${o.handoffSliceMs}, workerPollMs ${o.workerPollMs}; window ${o.durationMs} ms after ${o.warmupMs} ms warm-up`);
   parts.push('busy = main-thread event-loop busy µs per published message (median of 250 ms slices); net = busy less the producer-only floor; ×seed / ×async = busy ratio to seed-inline / inline-async; eld = event-loop delay; CPU = process CPU in cores (all threads); lat = publish→receive on probe clients; fraction = slowest client\'s share of published messages.');
   if (rows.some((r) => r.scenario === 'fanout')) parts.push(`\n== Fan-out: 1 channel, ${fmt(o.rate, 0)} ${o.shape} msgs/s ==\n${rowsTable(rows, 'fanout')}`);
   if (costs.length > 0) parts.push(`\n== Per-subscriber fan-out cost (slope of main-thread busy per batch) ==\n${fanoutCostTable(costs)}`);

@@ -85,6 +85,8 @@ export interface RowSpec {
   fanoutSliceMs: number;
   /** batchcast's handoffSliceMs (the library's default unless --handoff-slice-ms; 0: off). */
   handoffSliceMs: number;
+  /** batchcast's workerPollMs (the library's default unless --worker-poll-ms; 0: workers sleep until woken). */
+  workerPollMs: number;
   batchSize: number;
   batchDelayMs: number;
   compressionThreshold: number;

@@ -32,6 +32,7 @@ export interface BenchOptions {
   workerNice: number;
   fanoutSliceMs: number;
   handoffSliceMs: number;
+  workerPollMs: number;
   preset: PresetName;
   batchSize: number;
   batchDelayMs: number;
@@ -100,6 +101,7 @@ batchcast and baselines:
   --worker-nice N        batchcast encoder threads' nice increment, 0-19 (default: the library's, ${LIBRARY.workerNice})
   --fanout-slice-ms N    batchcast's longest fan-out slice per event-loop turn, ms (default: the library's, ${LIBRARY.fanoutSliceMs})
   --handoff-slice-ms N   batchcast's longest packing of one batch per event-loop turn, ms; 0: always in one go (default: the library's, ${LIBRARY.handoffSliceMs})
+  --worker-poll-ms N     how often a busy batchcast worker looks for its next batch, ms; 0: woken per batch (default: the library's, ${LIBRARY.workerPollMs})
   --preset P             ${Object.keys(PRESETS).join(', ')} (default balanced: 500 msgs / 20 ms, threshold 1000, level 6)
   --batch-size N, --batch-delay MS, --threshold BYTES, --level 0-9    override the preset
 
@@ -171,6 +173,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       'worker-nice': { type: 'string' },
       'fanout-slice-ms': { type: 'string' },
       'handoff-slice-ms': { type: 'string' },
+      'worker-poll-ms': { type: 'string' },
       preset: { type: 'string' },
       'batch-size': { type: 'string' },
       'batch-delay': { type: 'string' },
@@ -233,6 +236,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     workerNice: LIBRARY.workerNice,
     fanoutSliceMs: LIBRARY.fanoutSliceMs,
     handoffSliceMs: LIBRARY.handoffSliceMs,
+    workerPollMs: LIBRARY.workerPollMs,
     preset,
     batchSize: p.batchSize,
     batchDelayMs: p.batchDelayMs,
@@ -312,6 +316,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   if (values.pool !== undefined) o.poolSize = int(values.pool, 'pool', 1);
   if (values['fanout-slice-ms'] !== undefined) o.fanoutSliceMs = int(values['fanout-slice-ms'], 'fanout-slice-ms', 1);
   if (values['handoff-slice-ms'] !== undefined) o.handoffSliceMs = int(values['handoff-slice-ms'], 'handoff-slice-ms', 0);
+  if (values['worker-poll-ms'] !== undefined) o.workerPollMs = int(values['worker-poll-ms'], 'worker-poll-ms', 0);
   if (values['worker-nice'] !== undefined) o.workerNice = Math.min(19, int(values['worker-nice'], 'worker-nice'));
   if (values['batch-size'] !== undefined) o.batchSize = int(values['batch-size'], 'batch-size', 1);
   if (values['batch-delay'] !== undefined) o.batchDelayMs = int(values['batch-delay'], 'batch-delay');

@@ -236,6 +236,7 @@ async function batchcast(spec: RowSpec, codec: 'json' | 'msgpack', serialized: b
     workerNice: spec.workerNice,
     fanoutSliceMs: spec.fanoutSliceMs,
     handoffSliceMs: spec.handoffSliceMs,
+    workerPollMs: spec.workerPollMs,
     codec,
     batchSize: spec.batchSize,
     batchDelayMs: spec.batchDelayMs,

@@ -1,0 +1,82 @@
+// Micro-benchmark: the real EncoderPool handed one batch of --size trade messages every
+// --gap ms, with its workers woken per batch (workerPollMs 0) or polling (workerPollMs N).
+// Per setting: main-thread CPU per batch (submit to callback, the packing included), the
+// batch's round trip (submit → frame back), the encoder threads' CPU per second while
+// batches flow and while the pool is idle, and how many posts had to wake a parked worker.
+// CPU from /proc/self/task/*/schedstat (Linux).
+//
+// Run (see README.md):  node dist/bench/micro/pool-poll.js [--batches=300] [--gap=20] [--size=400] [--polls=0,1,2]
+import { readFileSync, readdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { EncoderPool } from '../../src/encode/pool.js';
+import type { EncodeTask } from '../../src/encode/task.js';
+import { makeWorkload } from '../lib/workload.js';
+import { argNum, f1, f2, median, pct, table } from './format.js';
+
+const BATCHES = argNum('batches', 300);
+const GAP_MS = argNum('gap', 20);
+const SIZE = argNum('size', 400);
+const pollsArg = process.argv.find((a) => a.startsWith('--polls='));
+const POLLS = pollsArg === undefined ? [0, 1, 2] : pollsArg.slice(8).split(',').map(Number);
+
+/** CPU µs so far of every thread of the process but the main one. */
+function othersCpuUs(): number {
+  let others = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    let us: number;
+    try {
+      us = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+    } catch {
+      continue; // a thread that ended meanwhile
+    }
+    if (Number(tid) !== process.pid) others += us;
+  }
+  return others;
+}
+
+/** The main thread's CPU µs so far (one file: cheap enough to read around a batch). */
+function mainCpuUs(): number {
+  return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const workload = makeWorkload('trade');
+let seq = 0;
+function task(): EncodeTask {
+  const items = Array.from({ length: SIZE }, () => workload.object(seq++, Date.now()));
+  return { codec: 'json', compressionThreshold: 1000, compressionLevel: 6, compressionWindowBits: 12, maxMessageBytes: 1 << 24, validateSerialized: true, channel: 'bench', items, serialized: null, smallWindowBits: 0, adler32: false };
+}
+
+const rows: string[][] = [];
+for (const pollMs of POLLS) {
+  const pool = new EncoderPool({ poolSize: 2, maxQueue: 8, encodeTimeoutMs: 30_000, workerPollMs: pollMs, workerNice: 10 });
+  await pool.encode(task()); // threads started and warm
+  const mainPerBatch: number[] = [];
+  const roundTrip: number[] = [];
+  const wakeupsBefore = pool.snapshot().wakeups;
+  const busyStart = othersCpuUs();
+  const busyT0 = performance.now();
+  for (let i = 0; i < BATCHES; i++) {
+    await sleep(GAP_MS);
+    const next = task(); // built before the clock starts: the producer's work, not the hand-off's
+    const cpu0 = mainCpuUs();
+    const t0 = performance.now();
+    await pool.encode(next);
+    roundTrip.push((performance.now() - t0) * 1000);
+    mainPerBatch.push(mainCpuUs() - cpu0);
+  }
+  const busyEnd = othersCpuUs();
+  const busySeconds = (performance.now() - busyT0) / 1000;
+  const wakeups = pool.snapshot().wakeups - wakeupsBefore;
+  await sleep(500); // past PARK_AFTER_MS: every worker parks
+  const idleStart = othersCpuUs();
+  await sleep(2000);
+  const idleCpu = (othersCpuUs() - idleStart) / 2;
+  await pool.destroy();
+  rows.push([
+    `${pollMs} ms`, f1(median(mainPerBatch)), f1(pct(mainPerBatch, 0.9)), f1(median(roundTrip)), f1(pct(roundTrip, 0.9)),
+    f2((busyEnd - busyStart) / busySeconds / 1000), f2(idleCpu / 1000), `${wakeups}/${BATCHES}`,
+  ]);
+}
+console.log(`${SIZE} trade messages per batch, one every ${GAP_MS} ms, ${BATCHES} batches, pool 2 at nice 10; CPU in µs (main) and ms per second (workers)`);
+console.log(table(['workerPollMs', 'main CPU µs/batch p50', 'p90', 'round trip µs p50', 'p90', 'workers CPU ms/s (flowing)', 'idle', 'woken'], rows));
