@@ -22,6 +22,16 @@ describe('package', () => {
     expect(JSON.parse(out)).toEqual(['function', 'function', 'BATCHCAST_CLOSED']);
   });
 
+  it('importing batchcast does not load ioredis (it slows msgpackr down); a broadcaster with Redis loads it', () => {
+    // Counts ioredis's modules in the CommonJS cache, after the import and after making a broker (no connection needed).
+    const count = "const r = (await import('node:module')).createRequire(import.meta.url); const n = () => Object.keys(r.cache).filter((k) => k.includes('/ioredis/')).length;";
+    const script = `${count} const { RedisBroker } = await import('./dist/src/broker/redis.js'); await import('./dist/src/index.js'); const before = n();` +
+      " new RedisBroker({ redis: 'redis://127.0.0.1:1', cluster: false, prefix: 'x:', maxPending: 1, streamLength: 1, keyTtlMs: 1000, connectTimeoutMs: 100 });" +
+      ' console.log(JSON.stringify([before, n() > 0])); process.exit(0);';
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(JSON.parse(out)).toEqual([0, true]);
+  });
+
   it('README lists every error code, and only those', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const table = readme.slice(readme.indexOf('| code | class | where it appears |'));

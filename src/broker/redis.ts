@@ -11,10 +11,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { BrokerError } from '../errors.js';
 import type { DeflateInfo } from '../encode/task.js';
 import { channelKeys, channelOfFramesKey, deflateToken, parseDeflateToken, POSITION_SCRIPT, publishScript } from './keys.js';
+
+let loaded: typeof import('ioredis') | undefined;
+
+/**
+ * ioredis, loaded when the first broker is made, not when batchcast is imported: merely
+ * loading it makes msgpackr's records packing on the main thread (every batch's hand-off)
+ * ~1 µs per message slower, twice the cost (measured, BENCHMARKS.md "Why goal 1 is not
+ * met"), so a broadcaster without Redis must not load it.
+ */
+function ioredis(): typeof import('ioredis') {
+  return (loaded ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis'));
+}
 
 export interface RedisBrokerOptions {
   /**
@@ -90,6 +103,7 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
     super();
     this.#options = options;
     const settings: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: false };
+    const { Cluster, Redis } = ioredis();
     this.#sharded = options.cluster || options.redis instanceof Cluster;
     if (this.#sharded) {
       const seeds = typeof options.redis === 'string' ? options.redis.split(',').map((url) => url.trim()) : null;
@@ -268,8 +282,8 @@ export class RedisBroker extends EventEmitter<{ frame: [BrokerFrame]; down: [Bro
   }
 
   #describe(): string {
-    if (this.#cmd instanceof Cluster) return `cluster ${typeof this.#options.redis === 'string' ? this.#options.redis : '(from the given client)'}`;
-    const { host, port } = this.#cmd.options;
+    if (this.#sharded) return `cluster ${typeof this.#options.redis === 'string' ? this.#options.redis : '(from the given client)'}`;
+    const { host, port } = (this.#cmd as Redis).options;
     return `${host ?? '127.0.0.1'}:${port ?? 6379}`;
   }
 }
