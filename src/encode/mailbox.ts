@@ -49,10 +49,10 @@ export interface MailboxRequest {
 /** A worker's answer to one request: the result, or what the handler threw. */
 export type MailboxReply = { id: number; result: EncodeResult; error?: undefined } | { id: number; result?: undefined; error: unknown };
 
-/** The main thread's end of one worker's mailbox. */
-export class Mailbox {
-  /** The request in the worker's hands, if any (one at a time). */
-  busyWith: number | null = null;
+/** The main thread's end of one worker's mailbox; `J` is what the pool posts (its job). */
+export class Mailbox<J> {
+  /** The job in the worker's hands, if any (one at a time). */
+  job: J | null = null;
   /** Set once its worker ended or is being ended: nothing more is posted here. */
   closed = false;
   /** Posts that found the worker parked and had to wake it. */
@@ -62,12 +62,17 @@ export class Mailbox {
   readonly #port: MessagePort;
   readonly #control = new Int32Array(new SharedArrayBuffer(8));
   readonly #serve: ServeTask;
+  /** Id of the last request posted: an answer to any other is stale and dropped. */
+  #sent = 0;
 
-  /** `onReply` gets every answer the worker posts, until the mailbox closes. */
-  constructor(pollMs: number, onReply: (mailbox: Mailbox, reply: MailboxReply) => void) {
+  /** `onReply` gets the answer to each job posted, until the mailbox closes. */
+  constructor(pollMs: number, onReply: (job: J, reply: MailboxReply) => void) {
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    port1.on('message', (reply: MailboxReply) => onReply(this, reply));
+    port1.on('message', (reply: MailboxReply) => {
+      const job = this.job;
+      if (job !== null && reply.id === this.#sent) onReply(job, reply);
+    });
     port1.unref();
     this.#serve = { port: port2, control: this.#control, pollMs };
   }
@@ -85,13 +90,19 @@ export class Mailbox {
     if (this.closed) void worker.terminate();
   }
 
+  /** Whether a job can be posted here. */
+  get free(): boolean {
+    return this.job === null && !this.closed;
+  }
+
   /**
-   * Posts one request. Throws (a DataCloneError) when a message cannot be copied, before
+   * Posts `job`'s task. Throws (a DataCloneError) when a message cannot be copied, before
    * anything reaches the worker.
    */
-  post(request: MailboxRequest, transferList: readonly Transferable[]): void {
-    this.#port.postMessage(request, transferList as Transferable[]);
-    this.busyWith = request.id;
+  post(job: J, task: EncodeTask, transferList: readonly Transferable[]): void {
+    this.#port.postMessage({ id: this.#sent + 1, task } satisfies MailboxRequest, transferList as Transferable[]);
+    this.#sent++;
+    this.job = job;
     // A batch out keeps the process alive until it is back, as a running Piscina task would.
     this.#port.ref();
     Atomics.add(this.#control, POSTED, 1);
@@ -102,9 +113,9 @@ export class Mailbox {
     }
   }
 
-  /** The worker answered request `id`: the mailbox can take the next one. */
+  /** The job is over: the mailbox can take the next one. */
   settle(): void {
-    this.busyWith = null;
+    this.job = null;
     this.#port.unref();
   }
 
@@ -112,7 +123,7 @@ export class Mailbox {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.busyWith = null;
+    this.job = null;
     this.#port.close();
     void this.#worker?.terminate();
   }

@@ -15,8 +15,8 @@
  * too rarely for V8 to optimize it, so it must be cheap cold. Measured with
  * `perf` on the fan-out bench, an AbortController and a timer per task plus four
  * chained promises cost more main-thread time than the structured clone of the
- * batch. So: one watchdog interval for all tasks, a plain object as the abort
- * signal, and callbacks instead of promise chains.
+ * batch. So: one watchdog interval for all batches, no Piscina task per batch (a
+ * post to the thread's mailbox), and callbacks instead of promise chains.
  */
 import { EventEmitter } from 'node:events';
 import { Piscina } from 'piscina';
@@ -40,7 +40,7 @@ class Job {
   /** `performance.now()` when the current attempt was posted to a worker. */
   startedAt = 0;
   /** The mailbox of the worker running the current attempt. */
-  mailbox: Mailbox | null = null;
+  mailbox: Mailbox<Job> | null = null;
   /** Its messages are being packed over several turns (not yet posted). */
   packing = false;
 
@@ -63,13 +63,12 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   /** Attempts being packed or posted and not settled: at most one per worker. */
   readonly #running = new Set<Job>();
   /** One per worker (a closed one is replaced at once; its new worker may still be starting). */
-  readonly #mailboxes: Mailbox[] = [];
+  readonly #mailboxes: Mailbox<Job>[] = [];
   /** Threads a mailbox was placed on: Piscina counts them idle, but they are ours for life. */
   readonly #hosting = new Set<number>();
   /** Posts that had to wake a parked worker, over mailboxes closed so far. */
   #closedWakeups = 0;
   readonly #pollMs: number;
-  #nextRequestId = 0;
   readonly #watchdog: NodeJS.Timeout;
   /** Batches accepted and not finished (waiting, running, or between attempts). */
   #inFlight = 0;
@@ -117,7 +116,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
 
   /** Starts serving a new mailbox on an idle thread (a fresh one, after a replacement). */
   #open(): void {
-    const mailbox = new Mailbox(this.#pollMs, this.#onReply);
+    const mailbox = new Mailbox<Job>(this.#pollMs, this.#onReply);
     this.#mailboxes.push(mailbox);
     const { task, transferList } = mailbox.serveTask();
     const ended = (error: unknown) => this.#ended(mailbox, error);
@@ -141,26 +140,20 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   };
 
   /** A mailbox's thread ended (crashed, or terminated by us or by destroy): fail its batch, open a new one. */
-  #ended(mailbox: Mailbox, error: unknown): void {
+  #ended(mailbox: Mailbox<Job>, error: unknown): void {
     const index = this.#mailboxes.indexOf(mailbox);
     if (index === -1) return;
     this.#mailboxes.splice(index, 1);
     this.#closedWakeups += mailbox.wakeups;
+    const job = mailbox.job;
     mailbox.close();
-    let job: Job | undefined;
-    for (const running of this.#running) if (running.mailbox === mailbox) job = running;
     if (!this.#destroying) this.#open();
-    if (job !== undefined) this.#failed(job, error);
+    if (job !== null) this.#failed(job, error);
     else this.#startWaiting();
   }
 
   /** A worker answered: the batch's result, or what its handler threw. */
-  readonly #onReply = (mailbox: Mailbox, reply: MailboxReply): void => {
-    if (mailbox.busyWith !== reply.id) return;
-    mailbox.settle();
-    let job: Job | undefined;
-    for (const running of this.#running) if (running.mailbox === mailbox) job = running;
-    if (job === undefined) return;
+  readonly #onReply = (job: Job, reply: MailboxReply): void => {
     if (reply.result !== undefined) this.#succeeded(job, reply.result);
     else this.#failed(job, reply.error);
   };
@@ -256,22 +249,21 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     job.startedAt = performance.now();
     job.mailbox = mailbox;
     try {
-      mailbox.post({ id: ++this.#nextRequestId, task: handoff.task }, handoff.transferList ?? []);
+      mailbox.post(job, handoff.task, handoff.transferList ?? []);
     } catch (error) {
       job.mailbox = null;
       this.#failed(job, error);
     }
   }
 
-  #freeMailbox(): Mailbox | undefined {
-    for (const mailbox of this.#mailboxes) if (mailbox.busyWith === null && !mailbox.closed) return mailbox;
-    return undefined;
+  #freeMailbox(): Mailbox<Job> | undefined {
+    return this.#mailboxes.find((mailbox) => mailbox.free);
   }
 
   /** Workers without a batch, less the batches being packed for them. */
   #freeSlots(): number {
     let free = 0;
-    for (const mailbox of this.#mailboxes) if (mailbox.busyWith === null && !mailbox.closed) free++;
+    for (const mailbox of this.#mailboxes) if (mailbox.free) free++;
     for (const job of this.#running) if (job.packing) free--;
     return free;
   }
