@@ -109,15 +109,29 @@ export class ConnectionRegistry {
   };
 }
 
+/** After terminate(), how long to wait for ws's 'close' (it follows the socket's, a turn or two later). */
+const CLOSE_EVENT_GRACE_MS = 1_000;
+
 async function closeWhenFlushed(connection: Connection, deadline: number): Promise<void> {
   const { ws } = connection;
+  if (ws.readyState === WebSocket.CLOSED) return;
+  let isClosed = false;
+  const closed = new Promise<void>((resolve) =>
+    ws.once('close', () => {
+      isClosed = true;
+      resolve();
+    }),
+  );
   if (ws.readyState === WebSocket.OPEN) await withDeadline(whenFlushed(connection), deadline);
-  if (ws.readyState !== WebSocket.CLOSED) {
-    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+  if (!isClosed) {
     ws.close(CLOSE_CODES.GOING_AWAY, 'server shutting down');
     await withDeadline(closed, deadline);
   }
+  if (isClosed) return;
+  // Cut off at the deadline. Wait for 'close' too, so the connection has left the registry
+  // (and onDisconnect has run) by the time close() resolves.
   ws.terminate();
+  await withDeadline(closed, Date.now() + CLOSE_EVENT_GRACE_MS);
 }
 
 /** Waits for `promise` until the wall-clock `deadline` (ms since the epoch), whichever comes first. */
