@@ -5,6 +5,12 @@
  * kept, in order, and written in the following turns (setImmediate: I/O and timers run in
  * between). Small audiences finish in their own turn as before, with nothing allocated.
  *
+ * One slice per loop iteration: a batch is usually released from a worker's reply (the
+ * poll phase), and an immediate queued then would run in the same iteration's check phase,
+ * so the rest of a batch that used up its slice is written from the next iteration on.
+ * Until then, and while a later turn has the rest of a slice that ran out, batches
+ * released meanwhile queue whole; batches released back to back share one slice.
+ *
  * Order: per channel, batches go out in release order; once a channel has a batch in
  * progress, its later batches queue behind it whole. A queued batch is for the
  * subscribers of the moment it was released (a later subscriber starts after it), and is
@@ -48,6 +54,10 @@ export class FanoutSlices {
   readonly #pending = new Deque<Pending>();
   readonly #idle: (() => void)[] = [];
   #turn: NodeJS.Immediate | null = null;
+  /** When the slice that releases write in ends: shared by batches released back to back. */
+  #releaseSliceEnd = 0;
+  /** A slice ran out: releases queue whole until the next turn of `#run` (next iteration). */
+  #sliceSpent = false;
 
   constructor(options: FanoutOptions, counters: FanoutCounters, sliceMs: number) {
     this.#options = options;
@@ -62,20 +72,25 @@ export class FanoutSlices {
 
   /** Sends one batch to every subscriber of `state`'s channel (see the module comment). */
   fanOut(state: ChannelState, frames: BatchFrames, firstSeq: number): void {
-    if (state.fanoutPending > 0) {
+    if (state.fanoutPending > 0 || this.#sliceSpent) {
       this.#queue({ state, frames, firstSeq, subscribers: [...state.subscribers], next: 0 });
       return;
     }
     const options = this.#options;
     const counters = this.#fanoutCounters;
-    const deadline = performance.now() + this.#sliceMs;
+    const now = performance.now();
+    if (now >= this.#releaseSliceEnd) this.#releaseSliceEnd = now + this.#sliceMs;
+    const deadline = this.#releaseSliceEnd;
     const iterator = state.subscribers.values();
     let written = 0;
     for (let item = iterator.next(); !item.done; item = iterator.next()) {
       sendBatch(item.value, state, frames, firstSeq, options, counters);
       if (++written % CHECK_EVERY === 0 && performance.now() >= deadline) {
         const rest = [...iterator];
-        if (rest.length > 0) this.#queue({ state, frames, firstSeq, subscribers: rest, next: 0 });
+        if (rest.length > 0) {
+          this.#queue({ state, frames, firstSeq, subscribers: rest, next: 0 });
+          this.#nextIteration();
+        }
         return;
       }
     }
@@ -91,6 +106,7 @@ export class FanoutSlices {
   stop(): void {
     if (this.#turn !== null) clearImmediate(this.#turn);
     this.#turn = null;
+    this.#sliceSpent = false;
     for (let job = this.#pending.shift(); job !== undefined; job = this.#pending.shift()) job.state.fanoutPending--;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
@@ -102,8 +118,24 @@ export class FanoutSlices {
     this.#turn ??= setImmediate(this.#run);
   }
 
+  /**
+   * Moves the next turn past this loop iteration: after a slice spent in the poll phase, an
+   * immediate would run in this iteration's check phase, a second slice with no timers or
+   * I/O in between. An immediate queued from an immediate runs in the next iteration.
+   */
+  #nextIteration(): void {
+    this.#sliceSpent = true;
+    if (this.#turn !== null) clearImmediate(this.#turn);
+    this.#turn = setImmediate(this.#hop);
+  }
+
+  readonly #hop = (): void => {
+    this.#turn = setImmediate(this.#run);
+  };
+
   readonly #run = (): void => {
     this.#turn = null;
+    this.#sliceSpent = false;
     this.counters.turns++;
     const deadline = performance.now() + this.#sliceMs;
     let written = 0;
@@ -115,6 +147,8 @@ export class FanoutSlices {
           sendBatch(connection, state, frames, firstSeq, this.#options, this.#fanoutCounters);
         }
         if (++written % CHECK_EVERY === 0 && performance.now() >= deadline) {
+          // Queued from the check phase: runs in the next iteration; releases meanwhile queue.
+          this.#sliceSpent = true;
           this.#turn = setImmediate(this.#run);
           return;
         }
