@@ -179,7 +179,12 @@ function compare(rows: FlatRow[]): void {
   }
 }
 
-/** Per-subscriber fan-out cost: the slope of main-thread busy time between the smallest and largest client counts. */
+/**
+ * Per-subscriber fan-out cost: the slope of main-thread busy time between the smallest and
+ * largest client counts; for a variant measured at one client count, its cost net of the
+ * `producer` row (0 clients). Per frame written, not per message: a server that stalls
+ * gets larger batches (the producer's bursts pile up), so it writes fewer frames per message.
+ */
 export interface FanoutCost {
   variant: VariantName;
   fromSubscribers: number;
@@ -198,7 +203,19 @@ export function fanoutCosts(rows: FlatRow[]): FanoutCost[] {
   const costs: FanoutCost[] = [];
   for (const variant of variants) {
     const mine = fanout.filter((r) => r.variant === variant).sort((a, b) => a.subscribers - b.subscribers);
-    if (mine.length < 2) continue;
+    if (mine.length < 2) {
+      const floor = rows.find((r) => r.scenario === 'fanout' && r.ok && r.variant === 'producer');
+      const row = mine[0]!;
+      if (floor === undefined || !Number.isFinite(row.avgBatch)) continue;
+      costs.push({
+        variant, fromSubscribers: 0, toSubscribers: row.subscribers,
+        usPerSubscriberFrame: ((row.busyUsPerMsg - floor.busyUsPerMsg) * row.avgBatch) / row.subscribers,
+        vsWriteFloor: Number.NaN,
+        cpuUsPerSubscriberFrame: ((row.mainCpuUsPerMsg - floor.mainCpuUsPerMsg) * row.avgBatch) / row.subscribers,
+        cpuVsWriteFloor: Number.NaN,
+      });
+      continue;
+    }
     const low = mine[0]!;
     const high = mine[mine.length - 1]!;
     // busy per message × messages per frame = busy per batch; its growth per added subscriber is the per-frame cost.
