@@ -32,6 +32,20 @@ describe('package', () => {
     expect(JSON.parse(out)).toEqual([0, true]);
   });
 
+  it('making a Redis broker leaves String.prototype a fast object, which loading ioredis alone does not', () => {
+    // %HasFastProperties needs --allow-natives-syntax; ioredis's `class … extends String` turns the prototype slow.
+    const run = (body: string): unknown => {
+      const script = `const r = (await import('node:module')).createRequire(import.meta.url); const fast = () => %HasFastProperties(String.prototype); ${body}`;
+      return JSON.parse(execFileSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+    };
+    expect(run("const before = fast(); r('ioredis'); console.log(JSON.stringify([before, fast()]));")).toEqual([true, false]);
+    const broker = "const { RedisBroker } = await import('./dist/src/broker/redis.js');" +
+      " new RedisBroker({ redis: 'redis://127.0.0.1:1', cluster: false, prefix: 'x:', maxPending: 1, streamLength: 1, keyTtlMs: 1000, connectTimeoutMs: 100 });";
+    expect(run(`${broker} console.log(JSON.stringify(fast())); process.exit(0);`)).toBe(true);
+    // An application that loaded ioredis itself first: making the broker still restores the prototype.
+    expect(run(`r('ioredis'); const slow = !fast(); ${broker} console.log(JSON.stringify([slow, fast()])); process.exit(0);`)).toEqual([true, true]);
+  });
+
   it('README lists every error code, and only those', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const table = readme.slice(readme.indexOf('| code | class | where it appears |'));

@@ -15,18 +15,23 @@ import { createRequire } from 'node:module';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { BrokerError } from '../errors.js';
 import type { DeflateInfo } from '../encode/task.js';
+import { restoreFastStringPrototype } from './string-prototype.js';
 import { channelKeys, channelOfFramesKey, deflateToken, parseDeflateToken, POSITION_SCRIPT, publishScript } from './keys.js';
 
 let loaded: typeof import('ioredis') | undefined;
 
 /**
- * ioredis, loaded when the first broker is made, not when batchcast is imported: merely
- * loading it makes msgpackr's records packing on the main thread (every batch's hand-off)
- * ~1 µs per message slower, twice the cost (measured, BENCHMARKS.md "Why goal 1 is not
- * met"), so a broadcaster without Redis must not load it.
+ * ioredis, loaded when the first broker is made, not when batchcast is imported. Loading it
+ * turns `String.prototype` into a slow (dictionary-mode) object, which made msgpackr's
+ * records packing on the main thread (every batch's hand-off) 2-3× slower; right after
+ * loading it, {@link restoreFastStringPrototype} undoes that (string-prototype.ts).
  */
 function ioredis(): typeof import('ioredis') {
-  return (loaded ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis'));
+  if (loaded === undefined) {
+    loaded = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    restoreFastStringPrototype();
+  }
+  return loaded;
 }
 
 export interface RedisBrokerOptions {
