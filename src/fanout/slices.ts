@@ -9,7 +9,9 @@
  * poll phase), and an immediate queued then would run in the same iteration's check phase,
  * so the rest of a batch that used up its slice is written from the next iteration on.
  * Until then, and while a later turn has the rest of a slice that ran out, batches
- * released meanwhile queue whole; batches released back to back share one slice.
+ * released meanwhile queue whole, and those of channels with nothing else on its way are
+ * written first in the next turn (a small channel does not wait behind a crowd's rest);
+ * batches released back to back share one slice.
  *
  * Order: per channel, batches go out in release order; once a channel has a batch in
  * progress, its later batches queue behind it whole. A queued batch is for the
@@ -52,6 +54,10 @@ export class FanoutSlices {
   readonly #fanoutCounters: FanoutCounters;
   readonly #sliceMs: number;
   readonly #pending = new Deque<Pending>();
+  /** Batches released while a slice had run out, of channels with nothing else on its way: written first. */
+  readonly #fresh = new Deque<Pending>();
+  /** Subscribers visited in the current turn of `#run`, for the clock read every CHECK_EVERY. */
+  #written = 0;
   readonly #idle: (() => void)[] = [];
   #turn: NodeJS.Immediate | null = null;
   /** When the slice that releases write in ends: shared by batches released back to back. */
@@ -67,13 +73,15 @@ export class FanoutSlices {
 
   /** Batches whose fan-out is still going on. */
   get pending(): number {
-    return this.#pending.length;
+    return this.#pending.length + this.#fresh.length;
   }
 
   /** Sends one batch to every subscriber of `state`'s channel (see the module comment). */
   fanOut(state: ChannelState, frames: BatchFrames, firstSeq: number): void {
     if (state.fanoutPending > 0 || this.#sliceSpent) {
-      this.#queue({ state, frames, firstSeq, subscribers: [...state.subscribers], next: 0 });
+      // Behind its own channel's batches; otherwise ahead of the rest of other channels' (no waiting 60 ms behind a crowd).
+      const queue = state.fanoutPending > 0 ? this.#pending : this.#fresh;
+      this.#queue({ state, frames, firstSeq, subscribers: [...state.subscribers], next: 0 }, queue);
       return;
     }
     const options = this.#options;
@@ -88,7 +96,7 @@ export class FanoutSlices {
       if (++written % CHECK_EVERY === 0 && performance.now() >= deadline) {
         const rest = [...iterator];
         if (rest.length > 0) {
-          this.#queue({ state, frames, firstSeq, subscribers: rest, next: 0 });
+          this.#queue({ state, frames, firstSeq, subscribers: rest, next: 0 }, this.#pending);
           this.#nextIteration();
         }
         return;
@@ -98,7 +106,7 @@ export class FanoutSlices {
 
   /** Resolves once no fan-out is going on (shutdown). */
   whenIdle(): Promise<void> {
-    if (this.#pending.length === 0) return Promise.resolve();
+    if (this.pending === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -107,14 +115,16 @@ export class FanoutSlices {
     if (this.#turn !== null) clearImmediate(this.#turn);
     this.#turn = null;
     this.#sliceSpent = false;
-    for (let job = this.#pending.shift(); job !== undefined; job = this.#pending.shift()) job.state.fanoutPending--;
+    for (const queue of [this.#fresh, this.#pending]) {
+      for (let job = queue.shift(); job !== undefined; job = queue.shift()) job.state.fanoutPending--;
+    }
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 
-  #queue(job: Pending): void {
+  #queue(job: Pending, queue: Deque<Pending>): void {
     job.state.fanoutPending++;
     this.counters.batchesSliced++;
-    this.#pending.push(job);
+    queue.push(job);
     this.#turn ??= setImmediate(this.#run);
   }
 
@@ -137,27 +147,33 @@ export class FanoutSlices {
     this.#turn = null;
     this.#sliceSpent = false;
     this.counters.turns++;
+    this.#written = 0;
     const deadline = performance.now() + this.#sliceMs;
-    let written = 0;
-    for (let job = this.#pending.peek(); job !== undefined; job = this.#pending.peek()) {
+    if (!this.#drain(this.#fresh, deadline) || !this.#drain(this.#pending, deadline)) {
+      // Queued from the check phase: runs in the next iteration; releases meanwhile queue.
+      this.#sliceSpent = true;
+      this.#turn = setImmediate(this.#run);
+      return;
+    }
+    for (const resolve of this.#idle.splice(0)) resolve();
+  };
+
+  /** Writes `queue`'s batches in order until `deadline`; false if the deadline came first. */
+  #drain(queue: Deque<Pending>, deadline: number): boolean {
+    for (let job = queue.peek(); job !== undefined; job = queue.peek()) {
       const { state, frames, firstSeq, subscribers } = job;
       while (job.next < subscribers.length) {
         const connection = subscribers[job.next++]!;
         if (state.subscribers.has(connection) && !this.#replayedAlready(connection, state.name, firstSeq)) {
           sendBatch(connection, state, frames, firstSeq, this.#options, this.#fanoutCounters);
         }
-        if (++written % CHECK_EVERY === 0 && performance.now() >= deadline) {
-          // Queued from the check phase: runs in the next iteration; releases meanwhile queue.
-          this.#sliceSpent = true;
-          this.#turn = setImmediate(this.#run);
-          return;
-        }
+        if (++this.#written % CHECK_EVERY === 0 && performance.now() >= deadline) return false;
       }
-      this.#pending.shift();
+      queue.shift();
       state.fanoutPending--;
     }
-    for (const resolve of this.#idle.splice(0)) resolve();
-  };
+    return true;
+  }
 
   /** Whether the connection caught up from history past this batch while it waited here. */
   #replayedAlready(connection: Connection, channel: string, firstSeq: number): boolean {

@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { stat as statCallback } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChannelState } from '../../src/channels.js';
@@ -51,7 +51,7 @@ function batchFrames(channel: string): BatchFrames {
 const options = { maxBufferedBytes: 1 << 24, slowClientPolicy: 'drop' as const, onSendError: () => {}, onSlowClient: () => {}, startLag: () => false };
 
 describe('fan-out slices and the event loop', () => {
-  it('writes the rest of a batch released in the poll phase from the next iteration, and queues batches released after its slice ran out', async () => {
+  it('writes the rest of a batch released in the poll phase from the next iteration; a batch released after its slice ran out waits for that turn, not for the rest', async () => {
     const crowd = new ChannelState('crowd', 0, 'e');
     const other = new ChannelState('other', 0, 'e');
     const clients = await subscribers(crowd);
@@ -60,12 +60,15 @@ describe('fan-out slices and the event loop', () => {
     const slices = new FanoutSlices(options, counters, 0.000_001);
     other.subscribers.add([...crowd.subscribers][0]!);
 
+    const otherFrames = batchFrames('other');
+    const received = clients.map(() => 0);
+    clients.forEach((client, i) => client.on('message', () => received[i]!++));
     const seen = await new Promise<{ sentInSlice: number; otherAfter: number; turnsInCheckPhase: number }>((resolve) => {
       statCallback(import.meta.filename, () => {
         // The poll phase (an fs callback), where a worker's reply releases a batch.
         slices.fanOut(crowd, batchFrames('crowd'), 0);
         const sentInSlice = counters.framesSent;
-        slices.fanOut(other, batchFrames('other'), 0); // released after the slice ran out: queued whole
+        slices.fanOut(other, otherFrames, 0); // released after the slice ran out: queued whole
         const otherAfter = counters.framesSent - sentInSlice;
         // Queued after the fan-out's own immediate: runs in this iteration's check phase, after it.
         setImmediate(() => resolve({ sentInSlice, otherAfter, turnsInCheckPhase: slices.counters.turns }));
@@ -75,9 +78,15 @@ describe('fan-out slices and the event loop', () => {
     expect(seen.otherAfter).toBe(0);
     expect(seen.turnsInCheckPhase).toBe(0);
 
+    // The batch queued behind the spent slice is of a channel with nothing else on its way: it is written in
+    // the next turn, ahead of the crowd's rest (which needs several more turns), not after all of it.
+    const firstSocket = [...crowd.subscribers][0]!.socket as Socket; // ws's socket is a net.Socket
+    const writtenBefore = firstSocket.bytesWritten;
+    while (slices.counters.turns === 0) await new Promise((resolve) => setImmediate(resolve));
+    expect(firstSocket.bytesWritten - writtenBefore).toBe(otherFrames.canonical.byteLength);
+    expect(slices.pending).toBe(1);
+
     // The rest still reaches everyone, in later iterations, one turn at a time.
-    const received = clients.map(() => 0);
-    clients.forEach((client, i) => client.on('message', () => received[i]!++));
     while (slices.pending > 0) await stat(import.meta.filename);
     expect(counters.framesSent).toBe(AUDIENCE + 1);
     expect(slices.counters.turns).toBeGreaterThanOrEqual(Math.ceil((AUDIENCE - 32) / 32));
