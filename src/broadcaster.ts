@@ -117,6 +117,10 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
     });
     this.#recovery = new Recovery(this.#catchUp, (connection, { channel, status, missed }) => this.#events.defer('recovery', { connection, channel, status, missed }));
 
+    // Before the pool: bad metrics settings throw here, with no worker thread started.
+    this.#observer = new Observer({
+      published: () => this.#counters.messagesPublished, encodeMicros: () => this.#releaseStep.counters.encodeMicros, stats: () => this.stats(),
+    }, options.metrics ?? true);
     this.#pool = new EncoderPool({
       poolSize: config.poolSize,
       maxQueue: config.maxQueue,
@@ -137,9 +141,6 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onBrokerError: (error) => this.#events.defer('brokerError', error),
     });
     const relay = this.#cluster?.relay ?? null;
-    this.#observer = new Observer({
-      published: () => this.#counters.messagesPublished, encodeMicros: () => this.#releaseStep.counters.encodeMicros, stats: () => this.stats(),
-    }, options.metrics ?? true);
     this.#slices = new FanoutSlices(this.#fanoutOptions, this.#fanoutCounters, config.fanoutSliceMs);
     this.#releaseStep = new ReleaseStep(this.#slices, this.#layoutCounters, this.#observer, this.#history, relay?.publish ?? null);
     this.#sequencer = new Sequencer({
@@ -190,6 +191,7 @@ export class Broadcaster extends EventEmitter<BroadcasterEvents> {
       onRejected: (request, status, reason) => this.#events.defer('upgradeRejected', { request, status, reason }),
     });
     if (options.logger !== undefined) attachLogger(this, options.logger);
+    this.#observer.start();
     const delays = this.#observer.openDelayWindow();
     this.#adaptive = adaptiveFor(config, boundsOf(config), this.#settings, () => {
       const { pool, bytesSent } = this.stats();

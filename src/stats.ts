@@ -63,12 +63,19 @@ export class RateMeter {
   #last = 0;
   #lastAt = performance.now();
   #rate = 0;
-  readonly #timer: NodeJS.Timeout;
+  readonly #read: () => number;
+  #timer: NodeJS.Timeout | null = null;
 
   constructor(read: () => number) {
-    this.#timer = setInterval(() => {
+    this.#read = read;
+  }
+
+  /** Starts sampling (once its owner is fully built: the counter may live on a part made after it). */
+  start(): void {
+    this.#lastAt = performance.now();
+    this.#timer ??= setInterval(() => {
       const now = performance.now();
-      const value = read();
+      const value = this.#read();
       this.#rate = ((value - this.#last) * 1000) / (now - this.#lastAt);
       this.#last = value;
       this.#lastAt = now;
@@ -81,7 +88,7 @@ export class RateMeter {
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    if (this.#timer !== null) clearInterval(this.#timer);
   }
 }
 

@@ -28,18 +28,26 @@ export class Observer {
   readonly #windows: SampleRing[] = [];
   /** Broadcast delay percentiles of the last whole second (live page, adaptive controller). */
   lastSecondDelay: Percentiles;
-  readonly #timer: NodeJS.Timeout;
+  #timer: NodeJS.Timeout | null = null;
+  readonly #lastSecond: SampleRing;
   readonly metrics: BatchcastMetrics | null;
 
+  /** Validates the metrics settings (throws naming a bad one); starts no timer: see {@link start}. */
   constructor(sources: ObserverSources, metrics: MetricsOption) {
+    this.metrics = metrics === false ? null : new BatchcastMetrics(sources.stats, metrics === true ? {} : metrics);
     this.rate = new RateMeter(sources.published);
     this.encodeRate = new RateMeter(sources.encodeMicros);
-    this.metrics = metrics === false ? null : new BatchcastMetrics(sources.stats, metrics === true ? {} : metrics);
-    const second = this.openDelayWindow();
-    this.lastSecondDelay = second.percentiles();
-    this.#timer = setInterval(() => {
-      this.lastSecondDelay = second.percentiles();
-      second.clear();
+    this.#lastSecond = this.openDelayWindow();
+    this.lastSecondDelay = this.#lastSecond.percentiles();
+  }
+
+  /** Starts the once-a-second sampling, when the broadcaster is built (a constructor that threw leaves no timer). */
+  start(): void {
+    this.rate.start();
+    this.encodeRate.start();
+    this.#timer ??= setInterval(() => {
+      this.lastSecondDelay = this.#lastSecond.percentiles();
+      this.#lastSecond.clear();
     }, 1000);
     this.#timer.unref();
   }
@@ -65,7 +73,7 @@ export class Observer {
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    if (this.#timer !== null) clearInterval(this.#timer);
     this.rate.stop();
     this.encodeRate.stop();
   }

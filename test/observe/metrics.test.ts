@@ -3,6 +3,8 @@
  * registry, and `GET /metrics` of `serve`). The exposition is parsed and compared with
  * what was published and with stats().
  */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Registry, Counter } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serve, type Served } from '../../src/cli/serve.js';
@@ -134,6 +136,17 @@ describe('metrics', () => {
   it('refuse bad settings naming them', () => {
     expect(() => createBroadcaster({ noServer: true, env: {}, metrics: { prefix: 'bad-prefix' } })).toThrow(/metrics\.prefix.*bad-prefix/);
     expect(() => createBroadcaster({ noServer: true, env: {}, metrics: { channelLabels: -1 } })).toThrow(/metrics\.channelLabels/);
+  });
+
+  it('a broadcaster refused for bad metrics settings leaves no timer and no worker thread behind', () => {
+    // In its own process: a leaked once-a-second timer read parts never built and threw a TypeError a second later.
+    const script = "const { createBroadcaster } = await import('./dist/src/index.js'); let message = '';" +
+      " try { createBroadcaster({ noServer: true, env: {}, metrics: { prefix: 'bad-prefix' } }); } catch (error) { message = error.message; }" +
+      " const left = process.getActiveResourcesInfo(); setTimeout(() => console.log(JSON.stringify({ message, left })), 1_500);";
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const { message, left } = JSON.parse(out) as { message: string; left: string[] };
+    expect(message).toMatch(/metrics\.prefix.*bad-prefix/);
+    expect(left.filter((resource) => /worker|messageport/i.test(resource))).toEqual([]);
   });
 });
 
