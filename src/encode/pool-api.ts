@@ -7,9 +7,9 @@ import type { FaultKind } from './attempt.js';
 import type { EncodeResult } from './task.js';
 
 /** Path of a built worker module. From sources (tests run `src/*.ts`) the compiled copy in `dist/`. */
-export function builtWorker(name: string): string {
+export function builtWorker(name: string, extension = 'js'): string {
   const here = fileURLToPath(import.meta.url);
-  const relative = here.endsWith('.ts') ? `../../dist/workers/${name}.js` : `../../workers/${name}.js`;
+  const relative = here.endsWith('.ts') ? `../../dist/workers/${name}.${extension}` : `../../workers/${name}.${extension}`;
   return fileURLToPath(new URL(relative, import.meta.url));
 }
 

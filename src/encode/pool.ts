@@ -92,7 +92,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     this.#slices = this.#handoffSliceMs > 0 ? new SlicedHandoffs(this.#handoffSliceMs) : null;
     this.#pollMs = options.workerPollMs ?? 0;
     this.#pool = new Piscina<ServeTask, ServeStarted>({
-      filename: builtWorker('serve'),
+      filename: builtWorker('serve-entry', 'cjs'), // CommonJS: keeps Piscina's require() out of the ES module graph
       minThreads: options.poolSize,
       maxThreads: options.poolSize,
       // Threads are never reaped: each serves its mailbox until it ends.
