@@ -4,7 +4,7 @@
  * a new subclass's parent, here `String.prototype`, into a dictionary-mode object. Optimized
  * code can then no longer inline string methods such as `charCodeAt`: msgpackr's packer,
  * which writes short strings with a `charCodeAt` loop, packed a batch of trades 2-3× slower
- * (BENCHMARKS.md, "ioredis and String.prototype"). A load through a `String` wrapper object,
+ * (BENCHMARKS.md, *Why goal 1 is not met*, "Cause, found"). A load through a `String` wrapper object,
  * once its inline cache has feedback, makes V8 turn the prototype back into a fast one.
  */
 
