@@ -61,7 +61,7 @@ export class SampleRing {
 /** Messages per second over the last whole second, from a counter sampled once a second. */
 export class RateMeter {
   #last = 0;
-  #lastAt = performance.now();
+  #lastAt = 0;
   #rate = 0;
   readonly #read: () => number;
   #timer: NodeJS.Timeout | null = null;

@@ -201,25 +201,16 @@ export function fanoutCosts(rows: FlatRow[]): FanoutCost[] {
   const fanout = rows.filter((r) => r.scenario === 'fanout' && r.ok && r.subscribers > 0);
   const variants = [...new Set(fanout.map((r) => r.variant))];
   const costs: FanoutCost[] = [];
+  // A variant measured at one client count is taken against the producer row (0 clients, no frames).
+  const producer = rows.find((r) => r.scenario === 'fanout' && r.ok && r.variant === 'producer');
   for (const variant of variants) {
     const mine = fanout.filter((r) => r.variant === variant).sort((a, b) => a.subscribers - b.subscribers);
-    if (mine.length < 2) {
-      const floor = rows.find((r) => r.scenario === 'fanout' && r.ok && r.variant === 'producer');
-      const row = mine[0]!;
-      if (floor === undefined || !Number.isFinite(row.avgBatch)) continue;
-      costs.push({
-        variant, fromSubscribers: 0, toSubscribers: row.subscribers,
-        usPerSubscriberFrame: ((row.busyUsPerMsg - floor.busyUsPerMsg) * row.avgBatch) / row.subscribers,
-        vsWriteFloor: Number.NaN,
-        cpuUsPerSubscriberFrame: ((row.mainCpuUsPerMsg - floor.mainCpuUsPerMsg) * row.avgBatch) / row.subscribers,
-        cpuVsWriteFloor: Number.NaN,
-      });
-      continue;
-    }
-    const low = mine[0]!;
+    const low = mine.length >= 2 ? mine[0]! : producer;
     const high = mine[mine.length - 1]!;
+    if (low === undefined) continue;
     // busy per message × messages per frame = busy per batch; its growth per added subscriber is the per-frame cost.
-    const batch = Number.isFinite(high.avgBatch) ? (low.avgBatch + high.avgBatch) / 2 : 1;
+    const batch = mine.length < 2 ? high.avgBatch : Number.isFinite(high.avgBatch) ? (low.avgBatch + high.avgBatch) / 2 : 1;
+    if (!Number.isFinite(batch)) continue;
     costs.push({
       variant, fromSubscribers: low.subscribers, toSubscribers: high.subscribers,
       usPerSubscriberFrame: ((high.busyUsPerMsg - low.busyUsPerMsg) * batch) / (high.subscribers - low.subscribers),

@@ -44,9 +44,9 @@ const SLICE_MS = argNum('slice-ms', 4);
 const ROUND_GAP_MS = 100;
 const CHECK_EVERY = 32;
 /** CPU the client spends per frame, µs (the bench's client decodes each batch: ~50-100 µs). */
-const CLIENT_WORK_US = argNum('client-work-us', 0.001);
+const CLIENT_WORK_US = argNum('client-work-us', 0);
 /** Threads that poll like batchcast's encoder threads do while batches flow (Atomics.wait, 1 ms). */
-const POLLERS = argNum('pollers', 0.001) >= 1 ? argNum('pollers', 0) : 0;
+const POLLERS = argNum('pollers', 0);
 /** Whether the frame is made in a worker and transferred, as batchcast's frames are. */
 const FRAME_FROM_WORKER = process.argv.includes('--frame-from-worker');
 
@@ -68,7 +68,7 @@ function runClients(port: number): void {
     });
     ws.on('message', () => {
       frames++;
-      for (const until = performance.now() + CLIENT_WORK_US / 1000; performance.now() < until; );
+      if (CLIENT_WORK_US > 0) for (const until = performance.now() + CLIENT_WORK_US / 1000; performance.now() < until; );
     });
   }
   process.on('message', (m: { t: 'count' }) => {
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     { sliced: true, stopped: true },
   ];
   const results = new Map<string, { cpu: number[]; wall: number[]; switches: number[] }>();
-  console.log(`${CLIENTS} ws clients in one child process, ${BYTES} B frames, ${ROUNDS} rounds per block, ${REPS} blocks per mode, slices of ${SLICE_MS} ms, client work ${CLIENT_WORK_US >= 1 ? CLIENT_WORK_US : 0} µs/frame, ${POLLERS} polling threads, frame ${FRAME_FROM_WORKER ? 'from a worker' : 'made here'}; node ${process.version}`);
+  console.log(`${CLIENTS} ws clients in one child process, ${BYTES} B frames, ${ROUNDS} rounds per block, ${REPS} blocks per mode, slices of ${SLICE_MS} ms, client work ${CLIENT_WORK_US} µs/frame, ${POLLERS} polling threads, frame ${FRAME_FROM_WORKER ? 'from a worker' : 'made here'}; node ${process.version}`);
   for (let rep = -1; rep < REPS; rep++) {
     for (const mode of modes) {
       const name = `${mode.sliced ? 'sliced' : 'one-turn'} · ${mode.stopped ? 'stopped' : 'reading'}`;
