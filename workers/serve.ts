@@ -5,14 +5,14 @@
  * thread is back in its event loop, where the loop below takes it over). Each request is
  * handed to the encoder module (`workerData.handler`: the built-in workers/encode.js or a
  * replacement) and its answer posted back, the frame's buffer transferred. Between
- * requests the thread polls shared memory every `pollMs` while work keeps coming, and
- * parks once idle for PARK_AFTER_MS.
+ * requests the thread polls shared memory (finely right after an answer, then every
+ * `pollMs`) while work keeps coming, and parks once idle for PARK_AFTER_MS (mailbox.ts).
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { receiveMessageOnPort, threadId, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { PARKED, PARK_AFTER_MS, POSTED, type MailboxReply, type MailboxRequest, type ServeStarted, type ServeTask } from '../src/encode/mailbox.js';
+import { AWAKE, FINE_POLL_MS, FINE_POLL_STEP_MS, PARKED, PARK_AFTER_MS, POLLING, POSTED, SLEEP, type MailboxReply, type MailboxRequest, type ServeStarted, type ServeTask } from '../src/encode/mailbox.js';
 import type { EncoderWorkerData } from '../src/encode/pool.js';
 import type { EncodeResult, EncodeTask } from '../src/encode/task.js';
 
@@ -47,14 +47,21 @@ async function serveForever(handler: Handler, port: MessagePort, control: Int32A
       lastWork = performance.now();
       continue;
     }
-    if (pollMs > 0 && performance.now() - lastWork < PARK_AFTER_MS) {
-      Atomics.wait(control, POSTED, seen, pollMs);
+    const idleMs = performance.now() - lastWork;
+    if (pollMs > 0 && idleMs < FINE_POLL_MS) {
+      // Just answered: if batches are queuing, the next comes as soon as the main thread has the answer.
+      Atomics.wait(control, POSTED, seen, FINE_POLL_STEP_MS);
       continue;
     }
-    // Park: announce it first, so a post from here on wakes us; a post before the store is seen by wait's compare.
-    Atomics.store(control, PARKED, 1);
-    Atomics.wait(control, POSTED, seen);
-    Atomics.store(control, PARKED, 0);
+    // Announce how we sleep first, so a post from here on knows; a post before the store is seen by wait's compare.
+    if (pollMs > 0 && idleMs < PARK_AFTER_MS) {
+      Atomics.store(control, SLEEP, POLLING);
+      Atomics.wait(control, POSTED, seen, pollMs);
+    } else {
+      Atomics.store(control, SLEEP, PARKED);
+      Atomics.wait(control, POSTED, seen);
+    }
+    Atomics.store(control, SLEEP, AWAKE);
   }
 }
 

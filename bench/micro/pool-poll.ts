@@ -5,7 +5,13 @@
 // batches flow and while the pool is idle, and how many posts had to wake a parked worker.
 // CPU from /proc/self/task/*/schedstat (Linux).
 //
+// With --backlog, batches are instead queued back to back (2 per thread in flight, as when
+// the encoders are the bottleneck), for pool sizes --pools (default 1,2) and --reps alternating
+// repetitions: batches per second, main-thread CPU per batch, posts that woke a parked
+// thread (wakeups) and posts that woke one from its poll sleep right after its answer (nudges).
+//
 // Run (see README.md):  node dist/bench/micro/pool-poll.js [--batches=300] [--gap=20] [--size=400] [--polls=0,1,2]
+//                        node dist/bench/micro/pool-poll.js --backlog [--batches=300] [--pools=1,2] [--reps=3] [--polls=0,1]
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { EncoderPool } from '../../src/encode/pool.js';
@@ -45,6 +51,67 @@ let seq = 0;
 function task(): EncodeTask {
   const items = Array.from({ length: SIZE }, () => workload.object(seq++, Date.now()));
   return { codec: 'json', compressionThreshold: 1000, compressionLevel: 6, compressionWindowBits: 12, maxMessageBytes: 1 << 24, validateSerialized: true, channel: 'bench', items, serialized: null, smallWindowBits: 0, adler32: false };
+}
+
+const listArg = (name: string, dflt: number[]): number[] => {
+  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return hit === undefined ? dflt : hit.slice(name.length + 3).split(',').map(Number);
+};
+
+/** Batches queued back to back: what the pool sustains when the encoders are the bottleneck. */
+async function backlog(): Promise<void> {
+  const pools = listArg('pools', [1, 2]);
+  const polls = pollsArg === undefined ? [0, 1] : POLLS;
+  const reps = argNum('reps', 3);
+  const samples = new Map<string, { rate: number[]; cpu: number[]; wakeups: number[]; nudges: number[] }>();
+  for (let rep = 0; rep < reps; rep++) {
+    for (const poolSize of pools) {
+      for (const pollMs of polls) {
+        const pool = new EncoderPool({ poolSize, maxQueue: 64, encodeTimeoutMs: 30_000, workerPollMs: pollMs, workerNice: 10 });
+        await Promise.all(Array.from({ length: poolSize }, () => pool.encode(task())));
+        const tasks = Array.from({ length: BATCHES }, task);
+        const before = pool.snapshot();
+        const cpu0 = mainCpuUs();
+        const t0 = performance.now();
+        await new Promise<void>((resolve) => {
+          let next = 0;
+          let out = 0;
+          const fill = (): void => {
+            while (out < poolSize * 2 && next < BATCHES) {
+              out++;
+              pool.submit(tasks[next++]!, () => {
+                out--;
+                if (next === BATCHES && out === 0) resolve();
+                else fill();
+              });
+            }
+          };
+          fill();
+        });
+        const seconds = (performance.now() - t0) / 1000;
+        const after = pool.snapshot();
+        const key = `${poolSize}|${pollMs}`;
+        const entry = samples.get(key) ?? { rate: [], cpu: [], wakeups: [], nudges: [] };
+        entry.rate.push(BATCHES / seconds);
+        entry.cpu.push((mainCpuUs() - cpu0) / BATCHES);
+        entry.wakeups.push(after.wakeups - before.wakeups);
+        entry.nudges.push(after.nudges - before.nudges);
+        samples.set(key, entry);
+        await pool.destroy();
+      }
+    }
+  }
+  const rows = [...samples].map(([key, e]) => {
+    const [poolSize, pollMs] = key.split('|');
+    return [poolSize!, `${pollMs} ms`, f1(median(e.rate)), e.rate.map((r) => r.toFixed(0)).join(' / '), f1(median(e.cpu)), `${median(e.wakeups)}/${BATCHES}`, `${median(e.nudges)}/${BATCHES}`];
+  });
+  console.log(`${BATCHES} batches of ${SIZE} trade messages queued back to back (2 per thread in flight), nice 10; medians of ${reps} alternating reps`);
+  console.log(table(['pool', 'workerPollMs', 'batches/s', 'reps', 'main CPU µs/batch', 'wakeups', 'nudges'], rows, 2));
+}
+
+if (process.argv.includes('--backlog')) {
+  await backlog();
+  process.exit(0);
 }
 
 const rows: string[][] = [];

@@ -12,6 +12,13 @@
  * `Atomics.wait` wakes nothing (its event loop is not polling the port), and the worker
  * reads it with `receiveMessageOnPort`.
  *
+ * Right after an answer the worker polls finely (every FINE_POLL_STEP_MS for FINE_POLL_MS):
+ * when batches queue, the next one is posted as soon as the main thread has the answer, and
+ * a thread left to sleep a whole `pollMs` would idle up to that long per batch (with one
+ * thread, ~40% of its throughput). If the main thread comes later than that (busy writing),
+ * the worker is in its `pollMs` sleep, and a batch that had waited in the pool's queue wakes
+ * it ("nudges"); spaced batches never wake a polling worker.
+ *
  * Piscina still creates, replaces and destroys the threads: a mailbox starts as one short
  * Piscina task on an idle thread, which answers with its thread id and keeps serving the
  * mailbox after the task (serve.ts). To Piscina the thread is idle and unreferenced, so an
@@ -22,10 +29,19 @@ import type { EncodeResult, EncodeTask } from './task.js';
 
 /** Index in the control array: batches posted so far (the worker waits on it). */
 export const POSTED = 0;
-/** Index in the control array: 1 while the worker sleeps without a timeout (the poster must wake it). */
-export const PARKED = 1;
+/** Index in the control array: how the worker sleeps (AWAKE, POLLING or PARKED). */
+export const SLEEP = 1;
+/** Working, or polling finely after an answer: a post is seen within FINE_POLL_STEP_MS. */
+export const AWAKE = 0;
+/** In a `pollMs` sleep: a post is seen within pollMs. */
+export const POLLING = 1;
+/** Sleeping without a timeout: the poster must wake it. */
+export const PARKED = 2;
 /** A worker parks after this long without a batch. */
 export const PARK_AFTER_MS = 100;
+/** How long after an answer the worker polls finely, and how often. */
+export const FINE_POLL_MS = 0.5;
+export const FINE_POLL_STEP_MS = 0.05;
 
 /** The Piscina task that starts a mailbox on a worker (workers/serve.ts). */
 export interface ServeTask {
@@ -57,6 +73,8 @@ export class Mailbox<J> {
   closed = false;
   /** Posts that found the worker parked and had to wake it. */
   wakeups = 0;
+  /** Posts of a batch that had waited for a free worker, which woke the worker from its `pollMs` sleep. */
+  nudges = 0;
   /** The Piscina thread serving it, once the serve task has answered. */
   #worker: Worker | null = null;
   readonly #port: MessagePort;
@@ -96,19 +114,24 @@ export class Mailbox<J> {
   }
 
   /**
-   * Posts `job`'s task. Throws (a DataCloneError) when a message cannot be copied, before
-   * anything reaches the worker.
+   * Posts `job`'s task; `queued` says it waited for a free worker (a backlog), which is worth
+   * waking a polling worker for. Throws (a DataCloneError) when a message cannot be copied,
+   * before anything reaches the worker.
    */
-  post(job: J, task: EncodeTask, transferList: readonly Transferable[]): void {
+  post(job: J, task: EncodeTask, transferList: readonly Transferable[], queued: boolean): void {
     this.#port.postMessage({ id: this.#sent + 1, task } satisfies MailboxRequest, transferList as Transferable[]);
     this.#sent++;
     this.job = job;
     // A batch out keeps the process alive until it is back, as a running Piscina task would.
     this.#port.ref();
     Atomics.add(this.#control, POSTED, 1);
-    // Checked after the count went up: a worker that parks after this load sees the new count and does not sleep (see serve.ts).
-    if (Atomics.load(this.#control, PARKED) === 1) {
+    // Checked after the count went up: a worker that goes to sleep after this load sees the new count and does not sleep (see serve.ts).
+    const sleep = Atomics.load(this.#control, SLEEP);
+    if (sleep === PARKED) {
       this.wakeups++;
+      Atomics.notify(this.#control, POSTED, 1);
+    } else if (sleep === POLLING && queued) {
+      this.nudges++;
       Atomics.notify(this.#control, POSTED, 1);
     }
   }

@@ -66,8 +66,9 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   readonly #mailboxes: Mailbox<Job>[] = [];
   /** Threads a mailbox was placed on: Piscina counts them idle, but they are ours for life. */
   readonly #hosting = new Set<number>();
-  /** Posts that had to wake a parked worker, over mailboxes closed so far. */
+  /** Posts that had to wake a parked worker, and that woke one in its poll sleep (a backlog), over mailboxes closed so far. */
   #closedWakeups = 0;
+  #closedNudges = 0;
   readonly #pollMs: number;
   readonly #watchdog: NodeJS.Timeout;
   /** Batches accepted and not finished (waiting, running, or between attempts). */
@@ -145,6 +146,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     if (index === -1) return;
     this.#mailboxes.splice(index, 1);
     this.#closedWakeups += mailbox.wakeups;
+    this.#closedNudges += mailbox.nudges;
     const job = mailbox.job;
     mailbox.close();
     if (!this.#destroying) this.#open();
@@ -178,6 +180,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       uncloneable: this.#uncloneable,
       abandoned: this.#abandoned,
       wakeups: this.#mailboxes.reduce((sum, mailbox) => sum + mailbox.wakeups, this.#closedWakeups),
+      nudges: this.#mailboxes.reduce((sum, mailbox) => sum + mailbox.nudges, this.#closedNudges),
       slicedHandoffs: this.#slices === null ? { batches: 0, spread: 0, turns: 0 } : { ...this.#slices.counters },
     };
   }
@@ -192,7 +195,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     const job = new Job(task, callback, hint);
     if (this.#destroying) return this.#abandon(job);
     this.#waiting.push(job);
-    this.#startWaiting();
+    this.#startWaiting(false);
   }
 
   /** {@link submit} as a promise. */
@@ -202,7 +205,8 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     });
   }
 
-  #start(job: Job): void {
+  /** `queued`: the job waited for a free worker (see Mailbox.post). */
+  #start(job: Job, queued: boolean): void {
     if (this.#destroying) {
       this.#running.delete(job);
       this.#abandon(job);
@@ -221,7 +225,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
         if (this.#destroying) {
           this.#running.delete(job);
           this.#abandon(job);
-        } else this.#run(job, handoff);
+        } else this.#run(job, handoff, queued);
       });
       return;
     }
@@ -235,11 +239,11 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
       return;
     }
     if (this.#slices !== null && hint !== undefined && records && performance.now() - started >= this.#handoffSliceMs) hint.sliceHandoff = true;
-    this.#run(job, handoff);
+    this.#run(job, handoff, queued);
   }
 
   /** Posts an attempt to a free worker (or puts it back in line when none is, while a worker is replaced). */
-  #run(job: Job, handoff: Handoff): void {
+  #run(job: Job, handoff: Handoff, queued: boolean): void {
     const mailbox = this.#freeMailbox();
     if (mailbox === undefined) {
       this.#running.delete(job);
@@ -249,7 +253,7 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     job.startedAt = performance.now();
     job.mailbox = mailbox;
     try {
-      mailbox.post(job, handoff.task, handoff.transferList ?? []);
+      mailbox.post(job, handoff.task, handoff.transferList ?? [], queued);
     } catch (error) {
       job.mailbox = null;
       this.#failed(job, error);
@@ -315,11 +319,12 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
     job.mailbox = null;
   }
 
-  #startWaiting(): void {
+  /** Starts waiting jobs on free workers; `queued` is false only for a job submitted this moment. */
+  #startWaiting(queued = true): void {
     while (!this.#destroying && this.#freeSlots() > 0) {
       const next = this.#waiting.shift();
       if (next === undefined) return;
-      this.#start(next);
+      this.#start(next, queued);
     }
   }
 

@@ -2,7 +2,7 @@
  * Worker mailboxes (src/encode/mailbox.ts, workers/serve.ts), on real Piscina threads: a
  * worker that had a batch lately polls for the next one, so handing it one does not wake
  * it; an idle worker parks and the next batch wakes it; `workerPollMs: 0` wakes it for
- * every batch. The pool never keeps the process alive while idle, and always while a
+ * every batch; batches that queue are taken at once, not a poll later. The pool never keeps the process alive while idle, and always while a
  * batch is out (real child processes).
  */
 import { execFile } from 'node:child_process';
@@ -17,8 +17,8 @@ afterEach(async () => {
   await Promise.all(pools.splice(0).map((pool) => pool.destroy()));
 });
 
-function pool(workerPollMs: number): EncoderPool {
-  const created = new EncoderPool({ poolSize: 1, maxQueue: 8, encodeTimeoutMs: 30_000, workerPollMs });
+function pool(workerPollMs: number, maxQueue = 8): EncoderPool {
+  const created = new EncoderPool({ poolSize: 1, maxQueue, encodeTimeoutMs: 30_000, workerPollMs });
   pools.push(created);
   return created;
 }
@@ -51,6 +51,47 @@ describe('worker mailboxes', () => {
     await encoder.encode(task(-1));
     // 2 ms apart, far inside the 100 ms a worker keeps polling after a batch.
     expect(await run(encoder, 20, 2)).toBeLessThanOrEqual(2);
+    // None of them waited for the worker, so none was worth nudging it for.
+    expect(encoder.snapshot().nudges).toBe(0);
+  });
+
+  it('batches queued behind a busy worker are taken at once, not a poll later', async () => {
+    // A 50 ms poll: left to sleep it out after each answer, the worker would idle ~25 ms per
+    // batch on average (~1 s for these 40); it polls finely right after an answer, and a queued
+    // batch that finds it in its long sleep wakes it.
+    const encoder = pool(50, 64);
+    await encoder.encode(task(-1));
+    const started = performance.now();
+    const frames = await Promise.all(Array.from({ length: 40 }, (_, i) => encoder.encode(task(i))));
+    const elapsed = performance.now() - started;
+    frames.forEach((result, i) => {
+      const envelope = new Uint8Array(result.frame, result.envelopeOffset);
+      const header = readEnvelopeHeader(envelope) as EnvelopeHeader;
+      expect(JSON.parse(Buffer.from(envelope.subarray(header.bodyOffset)).toString())).toEqual([{ seq: i }, { seq: i + 0.5 }]);
+    });
+    expect(elapsed).toBeLessThan(500);
+    // At most the first, had the worker parked before it came.
+    expect(encoder.snapshot().wakeups).toBeLessThanOrEqual(1);
+  });
+
+  it('a queued batch the main thread posts late wakes the worker from its long poll sleep', async () => {
+    const encoder = pool(50, 64);
+    await encoder.encode(task(-1));
+    // The main thread busy 3 ms of every 4: answers wait past the worker's fine polling, which has gone to its 50 ms sleep.
+    const busy = setInterval(() => {
+      const until = performance.now() + 3;
+      while (performance.now() < until);
+    }, 1);
+    const started = performance.now();
+    try {
+      const frames = await Promise.all(Array.from({ length: 20 }, (_, i) => encoder.encode(task(i))));
+      expect(frames.map((result) => result.count)).toEqual(Array.from({ length: 20 }, () => 2));
+    } finally {
+      clearInterval(busy);
+    }
+    // Left to sleep, ~25 ms per batch on average (~500 ms); woken, the main thread's own pace (~4 ms a batch).
+    expect(performance.now() - started).toBeLessThan(300);
+    expect(encoder.snapshot().nudges).toBeGreaterThan(0);
   });
 
   it('with workerPollMs 0 every batch wakes its worker', async () => {
