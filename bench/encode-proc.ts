@@ -1,8 +1,9 @@
 /**
  * Encode-only scenario, no sockets: batches of `batchSize` messages encoded by
  * batchcast's own encoder (serialize + raw deflate + frame layout), inline on the
- * main thread and through batchcast's EncoderPool at every pool size 1..N. Each
- * pool keeps 2 batches per thread in flight. Configurations are measured in
+ * main thread and through batchcast's EncoderPool at every pool size 1..N, its threads
+ * set as the library sets them (`workerNice`, `workerPollMs`; the bench's --worker-nice
+ * and --worker-poll-ms change both). Each pool keeps 2 batches per thread in flight. Configurations are measured in
  * interleaved rounds (inline, 1, 2, …, inline, 1, 2, …) so that load from other
  * processes hits all of them alike; the median round is reported.
  */
@@ -29,6 +30,14 @@ export interface EncodeArgs {
   roundMs: number;
   rounds: number;
   threshold: number;
+  /** The encoder threads' settings: the library's defaults unless the bench's flags say otherwise. */
+  workerNice: number;
+  workerPollMs: number;
+}
+
+/** An EncoderPool of `poolSize` threads with the run's thread settings. */
+function encoderPool(args: EncodeArgs, poolSize: number): EncoderPool {
+  return new EncoderPool({ poolSize, maxQueue: poolSize * 4, encodeTimeoutMs: 60_000, workerNice: args.workerNice, workerPollMs: args.workerPollMs });
 }
 
 /** One measured configuration (median of its rounds). */
@@ -90,7 +99,7 @@ async function run(args: EncodeArgs): Promise<EncodeRow[]> {
     Array.from({ length: args.batchSize }, (_, i) => workload.object(b * args.batchSize + i, 1732550000000.125 + i)),
   );
   const pools = new Map<number, EncoderPool>();
-  for (const size of args.poolSizes) pools.set(size, new EncoderPool({ poolSize: size, maxQueue: size * 4, encodeTimeoutMs: 60_000 }));
+  for (const size of args.poolSizes) pools.set(size, encoderPool(args, size));
   const rows: EncodeRow[] = [];
   try {
     for (const codec of args.codecs) {
@@ -200,7 +209,7 @@ async function costModel(args: EncodeArgs): Promise<CostRow[]> {
   const packr = new Packr({ useRecords: false });
   const recordPackr = new Packr({ useRecords: true });
   const sink = new Worker("require('node:worker_threads').parentPort.on('message', () => {})", { eval: true });
-  const pool = new EncoderPool({ poolSize: 1, maxQueue: 4, encodeTimeoutMs: 60_000 });
+  const pool = encoderPool(args, 1);
   // The same worker under a bare Piscina (no timeout, no retry): separates Piscina's share of the hand-off from EncoderPool's.
   const piscina = new Piscina<EncodeTask, unknown>({ filename: defaultWorkerFilename(), minThreads: 1, maxThreads: 1, concurrentTasksPerWorker: 1 });
   const samples = args.rounds * 40;
@@ -262,7 +271,7 @@ async function snapshotCosts(args: EncodeArgs): Promise<CostRow[]> {
   const workload = makeWorkload('snapshot', rowsFor(2 ** 20));
   const sink = new Worker("require('node:worker_threads').parentPort.on('message', () => {})", { eval: true });
   const recordPackr = new Packr({ useRecords: true });
-  const pool = new EncoderPool({ poolSize: 1, maxQueue: 4, encodeTimeoutMs: 60_000 });
+  const pool = encoderPool(args, 1);
   const body = Buffer.from(workload.json(0, 1732550000000.125));
   let seq = 0;
   const task = (items: unknown[]): EncodeTask => ({

@@ -167,6 +167,7 @@ async function main(): Promise<void> {
       ({ rows: encodeRows, costs: costRows } = await runEncode({
         poolSizes: opts.encodePools, codecs: opts.encodeCodecs, levels: opts.encodeLevels, batchSize: opts.batchSize, shape: opts.shape, rows: 0,
         warmupMs: opts.profile === 'smoke' ? 20 : 150, roundMs: opts.encodeRoundMs, rounds: opts.encodeRounds, threshold: opts.compressionThreshold,
+        workerNice: opts.workerNice, workerPollMs: opts.workerPollMs,
       }));
     } catch (error) {
       process.stderr.write(`  encode scenario failed: ${(error as Error).message}\n`);
