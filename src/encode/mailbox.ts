@@ -14,8 +14,9 @@
  *
  * Right after an answer the worker polls finely (every FINE_POLL_STEP_MS for FINE_POLL_MS):
  * when batches queue, the next one is posted as soon as the main thread has the answer, and
- * a thread left to sleep a whole `pollMs` would idle up to that long per batch (with one
- * thread, ~40% of its throughput). If the main thread comes later than that (busy writing),
+ * a thread left to sleep a whole `pollMs` would idle up to that long per batch (one thread
+ * with a backlog: 415 batches/s against 578, BENCHMARKS.md, *Pool size and encoder
+ * priority*). If the main thread comes later than that (busy writing),
  * the worker is in its `pollMs` sleep, and a batch that had waited in the pool's queue wakes
  * it ("nudges"); spaced batches never wake a polling worker.
  *

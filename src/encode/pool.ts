@@ -66,8 +66,9 @@ export class EncoderPool extends EventEmitter<{ fault: [WorkerFault] }> {
   readonly #mailboxes: Mailbox<Job>[] = [];
   /** Threads a mailbox was placed on: Piscina counts them idle, but they are ours for life. */
   readonly #hosting = new Set<number>();
-  /** Posts that had to wake a parked worker, and that woke one in its poll sleep (a backlog), over mailboxes closed so far. */
+  /** Posts that had to wake a parked worker, over mailboxes closed so far. */
   #closedWakeups = 0;
+  /** Posts that woke a worker from its poll sleep (a backlog), over mailboxes closed so far. */
   #closedNudges = 0;
   readonly #pollMs: number;
   readonly #watchdog: NodeJS.Timeout;
