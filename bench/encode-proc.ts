@@ -3,9 +3,9 @@
  * batchcast's own encoder (serialize + raw deflate + frame layout), inline on the
  * main thread and through batchcast's EncoderPool at every pool size 1..N, its threads
  * set as the library sets them (`workerNice`, `workerPollMs`; the bench's --worker-nice
- * and --worker-poll-ms change both). Each pool keeps 2 batches per thread in flight. Configurations are measured in
- * interleaved rounds (inline, 1, 2, …, inline, 1, 2, …) so that load from other
- * processes hits all of them alike; the median round is reported.
+ * and --worker-poll-ms change both). Each pool keeps 2 batches per thread in flight.
+ * Configurations are measured in interleaved rounds (inline, 1, 2, …, inline, 1, 2, …)
+ * so that load from other processes hits all of them alike; the median round is reported.
  */
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';

@@ -8,7 +8,7 @@
 // With --backlog, batches are instead queued back to back (2 per thread in flight, as when
 // the encoders are the bottleneck), for pool sizes --pools (default 1,2) and --reps alternating
 // repetitions: batches per second, main-thread CPU per batch, posts that woke a parked
-// thread (wakeups) and posts that woke one from its poll sleep right after its answer (nudges).
+// thread (wakeups) and queued batches that woke one from its workerPollMs sleep (nudges).
 //
 // Run (see README.md):  node dist/bench/micro/pool-poll.js [--batches=300] [--gap=20] [--size=400] [--polls=0,1,2]
 //                        node dist/bench/micro/pool-poll.js --backlog [--batches=300] [--pools=1,2] [--reps=3] [--polls=0,1]
@@ -22,8 +22,11 @@ import { argNum, f1, f2, median, pct, table } from './format.js';
 const BATCHES = argNum('batches', 300);
 const GAP_MS = argNum('gap', 20);
 const SIZE = argNum('size', 400);
-const pollsArg = process.argv.find((a) => a.startsWith('--polls='));
-const POLLS = pollsArg === undefined ? [0, 1, 2] : pollsArg.slice(8).split(',').map(Number);
+/** A comma-separated list of numbers from a `--name=a,b` flag, or `dflt`. */
+function listArg(name: string, dflt: number[]): number[] {
+  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return hit === undefined ? dflt : hit.slice(name.length + 3).split(',').map(Number);
+}
 
 /** CPU µs so far of every thread of the process but the main one. */
 function othersCpuUs(): number {
@@ -53,15 +56,10 @@ function task(): EncodeTask {
   return { codec: 'json', compressionThreshold: 1000, compressionLevel: 6, compressionWindowBits: 12, maxMessageBytes: 1 << 24, validateSerialized: true, channel: 'bench', items, serialized: null, smallWindowBits: 0, adler32: false };
 }
 
-const listArg = (name: string, dflt: number[]): number[] => {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return hit === undefined ? dflt : hit.slice(name.length + 3).split(',').map(Number);
-};
-
 /** Batches queued back to back: what the pool sustains when the encoders are the bottleneck. */
 async function backlog(): Promise<void> {
   const pools = listArg('pools', [1, 2]);
-  const polls = pollsArg === undefined ? [0, 1] : POLLS;
+  const polls = listArg('polls', [0, 1]);
   const reps = argNum('reps', 3);
   const samples = new Map<string, { rate: number[]; cpu: number[]; wakeups: number[]; nudges: number[] }>();
   for (let rep = 0; rep < reps; rep++) {
@@ -115,7 +113,7 @@ if (process.argv.includes('--backlog')) {
 }
 
 const rows: string[][] = [];
-for (const pollMs of POLLS) {
+for (const pollMs of listArg('polls', [0, 1, 2])) {
   const pool = new EncoderPool({ poolSize: 2, maxQueue: 8, encodeTimeoutMs: 30_000, workerPollMs: pollMs, workerNice: 10 });
   await pool.encode(task()); // threads started and warm
   const mainPerBatch: number[] = [];

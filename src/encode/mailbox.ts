@@ -16,9 +16,9 @@
  * when batches queue, the next one is posted as soon as the main thread has the answer, and
  * a thread left to sleep a whole `pollMs` would idle up to that long per batch (one thread
  * with a backlog: 415 batches/s against 578, BENCHMARKS.md, *Pool size and encoder
- * priority*). If the main thread comes later than that (busy writing),
- * the worker is in its `pollMs` sleep, and a batch that had waited in the pool's queue wakes
- * it ("nudges"); spaced batches never wake a polling worker.
+ * priority*). If the main thread comes later than that (busy writing), the worker is in its
+ * `pollMs` sleep, and a batch that had waited in the pool's queue wakes it ("nudges");
+ * spaced batches never wake a polling worker.
  *
  * Piscina still creates, replaces and destroys the threads: a mailbox starts as one short
  * Piscina task on an idle thread, which answers with its thread id and keeps serving the
@@ -40,8 +40,9 @@ export const POLLING = 1;
 export const PARKED = 2;
 /** A worker parks after this long without a batch. */
 export const PARK_AFTER_MS = 100;
-/** How long after an answer the worker polls finely, and how often. */
+/** How long after an answer the worker polls finely... */
 export const FINE_POLL_MS = 0.5;
+/** ...and how often it looks meanwhile. */
 export const FINE_POLL_STEP_MS = 0.05;
 
 /** The Piscina task that starts a mailbox on a worker (workers/serve.ts). */

@@ -55,7 +55,7 @@ const COUNTERS: [string, string, (s: Stats) => number][] = [
   ['history_evicted_messages_total', 'Messages evicted from history by its bounds.', (s) => s.history.evictedMessages],
   ['frames_replayed_total', 'Frames replayed from history (recoveries, slow clients catching up).', (s) => s.catchUp.framesReplayed],
   ['worker_wakeups_total', 'Batches handed to a parked encoder thread, which had to be woken (workerPollMs).', (s) => s.pool.wakeups],
-  ['worker_nudges_total', 'Batches handed to an encoder thread right after its previous answer, woken from its poll sleep (a backlog).', (s) => s.pool.nudges],
+  ['worker_nudges_total', 'Batches that had waited for an encoder thread and woke it from its workerPollMs sleep (a backlog).', (s) => s.pool.nudges],
   ['handoffs_sliced_total', 'Batches whose packing for a worker was spread over several event-loop turns (handoffSliceMs).', (s) => s.pool.slicedHandoffs.spread],
   ['adaptive_decisions_total', 'Changes the adaptive controller made to batching or compression.', (s) => s.adaptive.decisions],
 ];

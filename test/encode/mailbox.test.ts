@@ -2,8 +2,8 @@
  * Worker mailboxes (src/encode/mailbox.ts, workers/serve.ts), on real Piscina threads: a
  * worker that had a batch lately polls for the next one, so handing it one does not wake
  * it; an idle worker parks and the next batch wakes it; `workerPollMs: 0` wakes it for
- * every batch; batches that queue are taken at once, not a poll later. The pool never keeps the process alive while idle, and always while a
- * batch is out (real child processes).
+ * every batch; batches that queue are taken at once, not a poll later. The pool never
+ * keeps the process alive while idle, and always while a batch is out (real child processes).
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
